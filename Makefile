@@ -1,0 +1,45 @@
+# The README's commands. Each one sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+export PLATFORM_DATA_DIR ?= $(CURDIR)/.platform
+export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: install run test dev lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (the CPU torch wheel is built for it); set PYTHON=")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the project
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml  ## sample data → every asset and check → summary + example search
+	$(BIN)/platform run
+
+test: install  ## the test suite (CI runs this)
+	$(BIN)/pytest
+
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI and daemon on $(HOST):$(PORT)
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+bench: install  ## benchmarks (figures as ratios against a baseline measured in the same run)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(PLATFORM_DATA_DIR)

@@ -1,0 +1,1 @@
+"""One module per domain; each ends in a `Definitions` that the root assembles."""

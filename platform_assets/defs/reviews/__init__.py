@@ -1,0 +1,18 @@
+"""Product reviews: landing files to semantic search (seed 002, Demo 4)."""
+
+import dagster as dg
+
+from platform_assets.defs.reviews import assets, checks
+from platform_assets.defs.reviews.automation import (
+    reviews_daily_schedule,
+    reviews_job,
+    reviews_landing_sensor,
+)
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([assets]),
+    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    jobs=[reviews_job],
+    schedules=[reviews_daily_schedule],
+    sensors=[reviews_landing_sensor],
+)

@@ -1,0 +1,148 @@
+"""The reviews domain: landing files → raw → cleaned + quarantine → embedded (LanceDB) → semantic search."""
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from platform_assets.defs.reviews.cleaning import clean_reviews
+from platform_assets.lib.config import get_settings
+from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder, content_hash
+from platform_assets.lib.landing import read_landing
+from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
+
+GROUP = "reviews"
+RAW = dg.AssetKey(["raw", "reviews"])
+CLEANED = dg.AssetKey(["cleaned", "reviews"])
+QUARANTINE = dg.AssetKey(["quarantine", "reviews"])
+EMBEDDED = dg.AssetKey(["embedded", "reviews"])
+LANCEDB_TABLE = "reviews"
+
+REVIEW_SCHEMA = {
+    "review_id": "string",
+    "product_id": "string",
+    "user_id": "string",
+    "rating": "int",
+    "text": "string",
+    "created_at": "timestamp",
+}
+
+
+@dg.asset(
+    key=RAW,
+    group_name=GROUP,
+    io_manager_key="lake_io_manager",
+    kinds={"pandas", "parquet"},
+    owners=["team:data-platform"],
+    description=(
+        "Reviews as delivered: every CSV, JSON Lines and Parquet file under $PLATFORM_DATA_DIR/landing/reviews/, "
+        "typed (review_id, product_id, user_id: string; rating: int; text: string; created_at: UTC timestamp), "
+        "extra columns kept, plus _source_file, _source_line and _ingest_error for values that did not fit."
+    ),
+)
+def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    """Read the landing zone; a file that cannot be parsed fails the run naming the file and line."""
+    landing = get_settings().landing_dir_for("reviews")
+    frame, report = read_landing(landing, REVIEW_SCHEMA)
+    if not report.files:
+        raise dg.Failure(
+            description=f"No review files under {landing}: deliver CSV, JSON Lines or Parquet files there "
+            "(or run `platform sample-data`)."
+        )
+    context.add_output_metadata(
+        {
+            "landing_dir": dg.MetadataValue.path(str(landing)),
+            "files": dg.MetadataValue.json(report.rows_per_file),
+            "empty_files": dg.MetadataValue.json(report.empty_files),
+            "ignored_files": dg.MetadataValue.json(report.ignored_files),
+            "rows_with_type_errors": report.rows_with_type_errors,
+        }
+    )
+    return frame
+
+
+@dg.multi_asset(
+    outs={
+        "cleaned": dg.AssetOut(
+            key=CLEANED,
+            io_manager_key="lake_io_manager",
+            kinds={"daft", "parquet"},
+            description="Reviews fit for use: HTML and noise stripped, whitespace collapsed, valid ratings, "
+            "unique review_id, no duplicate content.",
+        ),
+        "quarantine": dg.AssetOut(
+            key=QUARANTINE,
+            io_manager_key="lake_io_manager",
+            kinds={"daft", "parquet"},
+            description="Rejected reviews with their original values, reject_reason (a code) and reject_detail.",
+        ),
+    },
+    ins={"raw": dg.AssetIn(key=RAW)},
+    group_name=GROUP,
+)
+def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame):  # noqa: ANN201 - two Outputs
+    """Split raw reviews into cleaned and quarantine with Daft; every raw row lands in exactly one."""
+    result = clean_reviews(raw)
+    reasons = result.reasons()
+    context.log.info(f"cleaned {len(result.cleaned)} of {len(raw)} reviews; quarantined {reasons}")
+    yield dg.Output(result.cleaned, output_name="cleaned", metadata={"raw_rows": len(raw)})
+    yield dg.Output(
+        result.quarantine,
+        output_name="quarantine",
+        metadata={"reasons": dg.MetadataValue.json(reasons), "raw_rows": len(raw)},
+    )
+
+
+@dg.asset(
+    key=EMBEDDED,
+    group_name=GROUP,
+    ins={"cleaned": dg.AssetIn(key=CLEANED)},
+    io_manager_key="lancedb_io_manager",
+    kinds={"ray", "lancedb"},
+    metadata={
+        "lancedb/table": LANCEDB_TABLE,
+        "lancedb/primary_key": "review_id",
+        "lancedb/scalar_indexes": {"review_id": "btree", "rating": "bitmap"},
+        "embedding/model": MODEL_NAME,
+    },
+    # The embedding step is the one that wants a GPU in production; the K8s run launcher reads these tags.
+    op_tags={"platform/compute": "embedding"},
+    description=f"Cleaned reviews plus a {EMBEDDING_DIM}-d normalised vector of the text, in the LanceDB table "
+    f"'{LANCEDB_TABLE}' (merge-insert on review_id; unchanged texts are not re-embedded).",
+)
+def embedded_reviews(
+    context: dg.AssetExecutionContext,
+    cleaned: pd.DataFrame,
+    embedder: TextEmbedder,
+    lancedb: LanceDBResource,
+) -> pd.DataFrame:
+    """Embed new and changed texts on Ray; reuse the stored vector of every text that did not change."""
+    frame = cleaned.copy()
+    frame["text_hash"] = [content_hash(text) for text in frame["text"]]
+    reusable = _stored_vectors(lancedb, frame)
+    to_embed = frame.loc[~frame["review_id"].isin(reusable.keys())]
+    context.log.info(f"embedding {len(to_embed)} texts, reusing {len(reusable)} stored vectors")
+    fresh = embedder.embed(to_embed["review_id"].tolist(), to_embed["text"].tolist())
+    vectors = {**reusable, **fresh}
+    frame[VECTOR_COLUMN] = [vectors[review_id] for review_id in frame["review_id"]]
+    context.add_output_metadata(
+        {
+            "embedded_rows": len(fresh),
+            "reused_rows": len(reusable),
+            "embedding_model": MODEL_NAME,
+            "embedded_review_ids_sample": dg.MetadataValue.json(sorted(fresh)[:20]),
+        }
+    )
+    return frame
+
+
+def _stored_vectors(lancedb: LanceDBResource, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Vectors already in the table whose review_id and text hash both match the new frame."""
+    table = lancedb.open_table(LANCEDB_TABLE)
+    if table is None or "text_hash" not in table.schema.names:
+        return {}
+    stored = read_columns(table, ["review_id", "text_hash", VECTOR_COLUMN]).to_pandas()
+    merged = stored.merge(frame[["review_id", "text_hash"]], on=["review_id", "text_hash"], how="inner")
+    return {
+        review_id: np.asarray(vector, dtype=np.float32)
+        for review_id, vector in zip(merged["review_id"], merged[VECTOR_COLUMN], strict=True)
+    }

@@ -1,0 +1,1 @@
+"""Shared library: configuration, IO managers and resources used by every domain."""

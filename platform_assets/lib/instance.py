@@ -1,0 +1,33 @@
+"""The Dagster instance for local runs: $DAGSTER_HOME, created on first use."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets.lib.config import get_settings
+
+MINIMAL_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+
+
+def ensure_dagster_home(template: Path | None = None) -> Path:
+    """Create $DAGSTER_HOME (default $PLATFORM_DATA_DIR/dagster) with a dagster.yaml, and export it."""
+    home = get_settings().dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        if template and template.exists():
+            shutil.copyfile(template, target)
+        else:
+            target.write_text(MINIMAL_INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def local_instance() -> dg.DagsterInstance:
+    """The persistent instance under $DAGSTER_HOME, so runs from the CLI show up in the UI."""
+    ensure_dagster_home(Path.cwd() / "dagster.yaml")
+    return dg.DagsterInstance.get()

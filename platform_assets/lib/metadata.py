@@ -1,0 +1,41 @@
+"""Asset metadata the Dagster UI shows: row count, column schema, URI and a markdown preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+PREVIEW_ROWS = 10
+PREVIEW_CELL_CHARS = 80
+
+
+def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
+    """The frame's columns and dtypes as a Dagster table schema."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=str(name), type=str(dtype)) for name, dtype in frame.dtypes.items()]
+    )
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS, drop: tuple[str, ...] = ()) -> str:
+    """The first rows as a markdown table, long cells shortened and vector columns left out."""
+    head = frame.drop(columns=[c for c in drop if c in frame.columns]).head(rows).copy()
+    for name in head.columns:
+        head[name] = head[name].map(_short_cell, na_action="ignore")
+    return head.to_markdown(index=False) if not head.empty else "_no rows_"
+
+
+def _short_cell(value: Any) -> str:
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
+
+
+def frame_metadata(frame: pd.DataFrame, uri: str, drop_from_preview: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Standard output metadata for a table-like asset."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
+        "dagster/column_schema": column_schema(frame),
+        "dagster/uri": dg.MetadataValue.text(uri),
+        "preview": dg.MetadataValue.md(markdown_preview(frame, drop=drop_from_preview)),
+    }

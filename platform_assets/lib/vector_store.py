@@ -1,0 +1,195 @@
+"""LanceDB: the vector store (a local directory by default, s3://… in production).
+
+`LanceDBResource` opens the database for assets and search; `LanceDBIOManager` writes an asset's frame as a
+table with merge-insert on the asset's primary key, so materializing twice never duplicates rows, changed
+rows are updated in place and rows gone from the input are removed. The table name and key come from the
+asset definition's metadata (`lancedb/table`, `lancedb/primary_key`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+from platform_assets.lib.config import get_settings
+from platform_assets.lib.metadata import column_schema, markdown_preview
+
+if TYPE_CHECKING:
+    import lancedb
+    import pyarrow as pa
+
+VECTOR_COLUMN = "vector"
+
+
+def connect_lancedb(uri: str | None = None) -> lancedb.DBConnection:
+    """Connect to LanceDB at `uri` (default PLATFORM_LANCEDB_URI) with S3 credentials from the environment."""
+    import lancedb
+
+    settings = get_settings()
+    uri = uri or settings.lancedb_uri
+    if uri.startswith("s3://"):
+        return lancedb.connect(uri, storage_options=settings.s3.lancedb_options())
+    return lancedb.connect(uri)
+
+
+def open_table(db: lancedb.DBConnection, name: str) -> lancedb.table.Table | None:
+    """The table `name`, or None when it does not exist yet."""
+    return db.open_table(name) if name in table_names(db) else None
+
+
+def table_names(db: lancedb.DBConnection) -> list[str]:
+    """Names of the tables in the database (lancedb 0.40 paginates list_tables)."""
+    response = db.list_tables()
+    return list(getattr(response, "tables", response))
+
+
+def has_vector_index(table: lancedb.table.Table) -> bool:
+    """True when the table has an ANN index on its vector column."""
+    return any(VECTOR_COLUMN in index.columns for index in table.list_indices())
+
+
+def read_columns(table: lancedb.table.Table, columns: list[str]) -> pa.Table:
+    """Every row of `table`, only `columns` (a scan, not a vector search)."""
+    return table.search().select(columns).limit(max(1, table.count_rows())).to_arrow()
+
+
+class LanceDBResource(dg.ConfigurableResource):
+    """Opens the platform's LanceDB database."""
+
+    uri: str | None = Field(
+        default=None,
+        description="LanceDB URI, a local path or s3://. Unset: PLATFORM_LANCEDB_URI, else $PLATFORM_DATA_DIR/lancedb.",
+    )
+
+    def resolved_uri(self) -> str:
+        """The database URI in use."""
+        return self.uri or get_settings().lancedb_uri
+
+    def connect(self) -> lancedb.DBConnection:
+        """A connection to the database."""
+        return connect_lancedb(self.resolved_uri())
+
+    def open_table(self, name: str) -> lancedb.table.Table | None:
+        """The table `name`, or None when it does not exist yet."""
+        return open_table(self.connect(), name)
+
+
+def _to_arrow(obj: Any, vector_dim: int | None) -> pa.Table:
+    import pyarrow as pa
+
+    table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
+    if VECTOR_COLUMN in table.column_names and vector_dim:
+        index = table.column_names.index(VECTOR_COLUMN)
+        vectors = table.column(VECTOR_COLUMN)
+        target = pa.list_(pa.float32(), vector_dim)
+        if vectors.type != target:
+            table = table.set_column(index, VECTOR_COLUMN, vectors.cast(target))
+    return table
+
+
+class LanceDBIOManager(dg.ConfigurableIOManager):
+    """Writes frames to LanceDB tables with merge-insert on a primary key; loads the table object back."""
+
+    uri: str | None = Field(
+        default=None,
+        description="LanceDB URI, a local path or s3://. Unset: PLATFORM_LANCEDB_URI, else $PLATFORM_DATA_DIR/lancedb.",
+    )
+    index_min_rows: int = Field(
+        default=20_000,
+        description="Build an ANN index on the vector column once a table has this many rows; below it exact search is fast enough.",
+    )
+    vector_dim: int = Field(default=384, description="Width of the fixed-size vector column.")
+
+    def _db(self) -> lancedb.DBConnection:
+        return connect_lancedb(self.uri)
+
+    @staticmethod
+    def _table_name(context: dg.OutputContext | dg.InputContext) -> str:
+        definition_metadata = context.definition_metadata or {}
+        return str(definition_metadata.get("lancedb/table") or context.asset_key.path[-1])
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        definition_metadata = context.definition_metadata or {}
+        key = definition_metadata.get("lancedb/primary_key")
+        if not key:
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: set metadata 'lancedb/primary_key' for merge-insert"
+            )
+        name = self._table_name(context)
+        data = _to_arrow(obj, self.vector_dim)
+        db = self._db()
+        table = open_table(db, name)
+        if table is None:
+            table = db.create_table(name, data)
+            mode = "created"
+        elif table.schema != data.schema:
+            # A new or retyped column cannot be merged; a full overwrite is still one atomic new version.
+            table = db.create_table(name, data, mode="overwrite")
+            mode = "overwritten (schema changed)"
+        elif data.num_rows == 0:
+            table.delete("true")
+            mode = "emptied"
+        else:
+            (
+                table.merge_insert(str(key))
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete()
+                .execute(data)
+            )
+            mode = "merged"
+        index_note = self._maintain_indexes(table, definition_metadata)
+        preview = data.slice(0, 10).to_pandas()
+        context.add_output_metadata(
+            {
+                "dagster/row_count": dg.MetadataValue.int(table.count_rows()),
+                "dagster/column_schema": column_schema(preview),
+                "dagster/uri": dg.MetadataValue.text(
+                    f"{self.uri or get_settings().lancedb_uri}/{name}.lance"
+                ),
+                "lancedb/table": name,
+                "lancedb/version": dg.MetadataValue.int(table.version),
+                "lancedb/write_mode": mode,
+                "lancedb/index": index_note,
+                "preview": dg.MetadataValue.md(markdown_preview(preview, drop=(VECTOR_COLUMN,))),
+            }
+        )
+
+    def _maintain_indexes(self, table: lancedb.table.Table, definition_metadata: dict) -> str:
+        from lancedb.index import Bitmap, BTree, IvfPq, LabelList
+
+        scalar_configs = {"btree": BTree, "bitmap": Bitmap, "label_list": LabelList}
+        rows = table.count_rows()
+        if VECTOR_COLUMN not in table.schema.names:
+            return "none (no vector column)"
+        for column, kind in (definition_metadata.get("lancedb/scalar_indexes") or {}).items():
+            if not any(column in index.columns for index in table.list_indices()):
+                table.create_index(column, config=scalar_configs[str(kind).lower()]())
+        if has_vector_index(table):
+            # Folds new rows into the existing index and compacts the fragments left by merges.
+            table.optimize()
+            return f"IVF_PQ (cosine), updated; {rows} rows"
+        if rows < self.index_min_rows:
+            return f"none: {rows} rows < index_min_rows {self.index_min_rows} (exact search)"
+        # About a thousand rows per partition keeps IVF training well fed (it samples 256 per partition).
+        partitions = max(1, min(1024, rows // 1000))
+        table.create_index(
+            VECTOR_COLUMN,
+            config=IvfPq(
+                distance_type="cosine", num_partitions=partitions, num_sub_vectors=self.vector_dim // 8
+            ),
+        )
+        return f"IVF_PQ (cosine), built: {partitions} partitions, {self.vector_dim // 8} sub-vectors; {rows} rows"
+
+    def load_input(self, context: dg.InputContext) -> lancedb.table.Table:
+        name = (
+            self._table_name(context.upstream_output)
+            if context.upstream_output
+            else context.asset_key.path[-1]
+        )
+        table = open_table(self._db(), name)
+        if table is None:
+            raise FileNotFoundError(f"LanceDB table {name!r} does not exist yet; materialize its asset first")
+        return table
