@@ -7,7 +7,7 @@ import pandas as pd
 from platform_assets.defs.reviews.cleaning import clean_reviews
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder, content_hash
-from platform_assets.lib.landing import read_landing
+from platform_assets.lib.landing import LandingFileError, read_landing
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
 
 GROUP = "reviews"
@@ -42,7 +42,11 @@ REVIEW_SCHEMA = {
 def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
     """Read the landing zone; a file that cannot be parsed fails the run naming the file and line."""
     landing = get_settings().landing_dir_for("reviews")
-    frame, report = read_landing(landing, REVIEW_SCHEMA)
+    try:
+        frame, report = read_landing(landing, REVIEW_SCHEMA)
+    except LandingFileError as err:
+        # A Failure shows the message itself at the top of the step's error in the UI, not a stack trace.
+        raise dg.Failure(description=str(err), metadata={"file_error": str(err)}) from err
     if not report.files:
         raise dg.Failure(
             description=f"No review files under {landing}: deliver CSV, JSON Lines or Parquet files there "

@@ -11,6 +11,28 @@ from platform_assets.defs.reviews.cleaning import MAX_TEXT_CHARS, MIN_TEXT_CHARS
 from platform_assets.lib.embedding import EMBEDDING_DIM
 from platform_assets.lib.vector_store import VECTOR_COLUMN, read_columns
 
+MAX_TYPE_ERROR_RATIO = 0.05
+
+
+@dg.asset_check(
+    asset=RAW,
+    description=f"Rows with values that do not fit their column's type stay under {MAX_TYPE_ERROR_RATIO:.0%}.",
+)
+def raw_type_errors_below_threshold(raw: pd.DataFrame) -> dg.AssetCheckResult:
+    """A source that starts sending malformed values shows up here before its rows pile up in quarantine."""
+    errors = raw["_ingest_error"].dropna()
+    ratio = len(errors) / len(raw) if len(raw) else 0.0
+    return dg.AssetCheckResult(
+        passed=bool(len(raw)) and ratio <= MAX_TYPE_ERROR_RATIO,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows": len(raw),
+            "rows_with_type_errors": len(errors),
+            "ratio": dg.MetadataValue.float(round(ratio, 4)),
+            "sample": dg.MetadataValue.json(errors.head(5).tolist()),
+        },
+    )
+
 
 @dg.asset_check(
     asset=CLEANED,

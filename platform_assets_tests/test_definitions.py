@@ -1,0 +1,103 @@
+"""The code location loads, stays light at import time, and its graph matches the reviewed snapshot."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets.definitions import defs
+from platform_assets_tests.conftest import PROJECT_ROOT
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+HEAVY_MODULES = [
+    "ray",
+    "torch",
+    "pyspark",
+    "lancedb",
+    "feast",
+    "great_expectations",
+    "daft",
+    "sentence_transformers",
+]
+
+
+def graph_snapshot() -> dict:
+    """Asset keys with deps and groups, checks (blocking or not), jobs, schedules and sensors."""
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        assets[key.to_user_string()] = {
+            "deps": sorted(parent.to_user_string() for parent in node.parent_keys),
+            "group": node.group_name,
+            "partitioned": node.is_partitioned,
+        }
+    checks = sorted(
+        f"{spec.asset_key.to_user_string()}:{spec.name}{' (blocking)' if spec.blocking else ''}"
+        for checks_def in defs.asset_checks
+        for spec in checks_def.check_specs
+    )
+    return {
+        "assets": assets,
+        "checks": checks,
+        "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
+        "schedules": sorted(f"{s.name} [{s.cron_schedule}]" for s in defs.schedules or []),
+        "sensors": sorted(s.name for s in defs.sensors or []),
+    }
+
+
+def test_graph_matches_snapshot() -> None:
+    """An accidental change to the graph shows up here; regenerate with UPDATE_SNAPSHOTS=1 when intended."""
+    current = graph_snapshot()
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert SNAPSHOT.exists(), f"{SNAPSHOT} is missing: run the tests once with UPDATE_SNAPSHOTS=1"
+    assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_reviews_contract() -> None:
+    job = defs.resolve_job_def("reviews_job")
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "raw/reviews",
+        "cleaned/reviews",
+        "quarantine/reviews",
+        "embedded/reviews",
+    }
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["embedded", "reviews"])).parent_keys == {
+        dg.AssetKey(["cleaned", "reviews"])
+    }
+    assert graph.get(dg.AssetKey(["cleaned", "reviews"])).parent_keys == {dg.AssetKey(["raw", "reviews"])}
+    assert graph.get(dg.AssetKey(["quarantine", "reviews"])).parent_keys == {dg.AssetKey(["raw", "reviews"])}
+
+
+def test_every_asset_has_a_description_and_check() -> None:
+    graph = defs.resolve_asset_graph()
+    checked = {spec.asset_key for checks_def in defs.asset_checks for spec in checks_def.check_specs}
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).description, key
+        assert key in checked, f"{key.to_user_string()} has no asset check"
+
+
+def test_loading_definitions_imports_no_heavy_module() -> None:
+    script = (
+        "import sys, json\n"
+        "import platform_assets.definitions\n"
+        f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-"], input=script, capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+def test_workspace_yaml_points_at_the_definitions_module() -> None:
+    import yaml
+
+    workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "platform_assets.definitions"

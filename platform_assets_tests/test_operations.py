@@ -1,0 +1,125 @@
+"""What a user runs: `platform run` (behind `make run`) and `dagster dev -w workspace.yaml` (behind `make dev`)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import requests
+
+from platform_assets_tests.conftest import PROJECT_ROOT, free_port
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def platform_environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLATFORM_", "AWS_", "RAY_ADDRESS"))}
+    env["PLATFORM_DATA_DIR"] = str(data_dir)
+    env["DAGSTER_HOME"] = str(data_dir / "dagster")
+    return env
+
+
+def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Path) -> None:
+    data_dir = tmp_path / "platform"
+    completed = subprocess.run(
+        [str(BIN / "platform"), "run", "--rows", "200"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=platform_environment(data_dir),
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert ": SUCCESS" in out
+    for key in ("raw/reviews", "cleaned/reviews", "quarantine/reviews", "embedded/reviews"):
+        assert key in out
+    assert "Checks: 6 passed, 0 failed" in out
+    assert "duplicate_review_id" in out and str(data_dir / "lancedb") in out
+    hits = [
+        json.loads(line) for line in out.split("Example search:")[1].splitlines()[1:] if line.startswith("{")
+    ]
+    assert len(hits) == 3 and "battery" in hits[0]["text"].lower()
+    # The run is recorded in the persistent instance, so the UI shows it.
+    os.environ["DAGSTER_HOME"], previous = str(data_dir / "dagster"), os.environ.get("DAGSTER_HOME")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs()
+            assert len(runs) == 1 and runs[0].job_name == "reviews_job"
+            assert runs[0].status == dg.DagsterRunStatus.SUCCESS
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME")
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+GRAPH_QUERY = """
+{
+  assetNodes { assetKey { path } dependencyKeys { path } description
+    assetChecksOrError { ... on AssetChecks { checks { name blocking } } } }
+  sensorOrError(sensorSelector: {repositoryLocationName: "platform_assets", repositoryName: "__repository__",
+                                 sensorName: "reviews_landing_sensor"}) { ... on Sensor { sensorState { status } } }
+}
+"""
+
+
+def graphql(port: int, query: str) -> dict:
+    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def test_dagster_dev_serves_the_graph_over_graphql(tmp_path: Path) -> None:
+    data_dir = tmp_path / "platform"
+    (data_dir / "dagster").mkdir(parents=True)
+    (data_dir / "dagster" / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    port = free_port()
+    log = (tmp_path / "dagster-dev.log").open("w")
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=PROJECT_ROOT,
+        env=platform_environment(data_dir),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # dagster dev ignores SIGTERM sent to it alone; signal the whole group
+    )
+    try:
+        deadline = time.monotonic() + 180
+        status = None
+        while time.monotonic() < deadline:
+            assert process.poll() is None, (tmp_path / "dagster-dev.log").read_text()
+            try:
+                entries = graphql(
+                    port, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+                )
+                status = {e["name"]: e["loadStatus"] for e in entries["workspaceOrError"]["locationEntries"]}
+                if status.get("platform_assets") == "LOADED":
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        assert status == {"platform_assets": "LOADED"}, (tmp_path / "dagster-dev.log").read_text()[-3000:]
+
+        data = graphql(port, GRAPH_QUERY)
+        nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
+        assert set(nodes) == {"raw/reviews", "cleaned/reviews", "quarantine/reviews", "embedded/reviews"}
+        assert [d["path"] for d in nodes["embedded/reviews"]["dependencyKeys"]] == [["cleaned", "reviews"]]
+        checks = {c["name"]: c["blocking"] for c in nodes["cleaned/reviews"]["assetChecksOrError"]["checks"]}
+        assert checks["row_accounting"] is True
+        assert all(node["description"] for node in nodes.values())
+        assert data["sensorOrError"]["sensorState"]["status"] == "RUNNING"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log.close()
