@@ -40,7 +40,7 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     assert ": SUCCESS" in out
     for key in ("raw/reviews", "cleaned/reviews", "quarantine/reviews", "embedded/reviews"):
         assert key in out
-    assert "Checks: 6 passed, 0 failed" in out
+    assert "Checks: 8 passed, 0 failed" in out
     assert "duplicate_review_id" in out and str(data_dir / "lancedb") in out
     hits = [
         json.loads(line) for line in out.split("Example search:")[1].splitlines()[1:] if line.startswith("{")

@@ -75,13 +75,17 @@ def test_row_accounting_and_checks(first_run: tuple[PlatformSettings, dg.Execute
     assert sum(quarantine["reasons"].values()) == quarantine["dagster/row_count"]
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert evaluations == {
-        "raw_type_errors_below_threshold": True,
+        "raw_expectations": True,
+        "freshness_check": True,
         "row_accounting": True,
-        "cleaned_review_ids_unique": True,
-        "cleaned_values_valid": True,
-        "quarantine_reasons_known": True,
+        "cleaned_yield": True,
+        "cleaned_contract": True,
+        "quarantine_expectations": True,
+        "embedded_expectations": True,
         "embedded_matches_cleaned": True,
     }
+    assert metadata(result, "cleaned/reviews")["quality/score"] == 1.0
+    assert 0 < metadata(result, "raw/reviews")["quality/score"] <= 1.0
     embedded = metadata(result, "embedded/reviews")
     assert embedded["embedded_rows"] == cleaned and embedded["reused_rows"] == 0
     assert embedded["dagster/row_count"] == cleaned

@@ -70,6 +70,7 @@ class PlatformSettings:
     lancedb_uri: str
     ray_address: str | None
     dagster_home: Path
+    alert_webhook_url: str | None = None
     s3: S3Settings = field(default_factory=S3Settings)
 
     @property
@@ -103,6 +104,7 @@ def get_settings() -> PlatformSettings:
         lancedb_uri=_resolve_local(_env("PLATFORM_LANCEDB_URI") or str(data_dir / "lancedb")),
         ray_address=_env("RAY_ADDRESS"),
         dagster_home=Path(_env("DAGSTER_HOME") or str(data_dir / "dagster")).expanduser().resolve(),
+        alert_webhook_url=_env("PLATFORM_ALERT_WEBHOOK_URL"),
         s3=S3Settings(
             endpoint_url=_env("AWS_ENDPOINT_URL"),
             access_key_id=_env("AWS_ACCESS_KEY_ID"),

@@ -76,6 +76,10 @@ class _BatchEmbedder:
         return {"key": batch["key"], "vector": vectors.astype(np.float32)}
 
 
+def _no_actor_restarts() -> dict[str, int]:
+    return {"max_restarts": 0}
+
+
 class TextEmbedder(dg.ConfigurableResource):
     """Embeds texts with all-MiniLM-L6-v2 on Ray (local or a cluster), one model per actor."""
 
@@ -115,6 +119,9 @@ class TextEmbedder(dg.ConfigurableResource):
             batch_format="numpy",
             num_gpus=self.gpus_per_actor or None,
             num_cpus=self.threads_per_actor if self.gpus_per_actor == 0 else None,
+            # A restarted actor could not rebuild itself (its constructor arguments live in the object store);
+            # a failed embedding step is retried by Dagster instead.
+            ray_remote_args_fn=_no_actor_restarts,
         )
         result: dict[str, np.ndarray] = {}
         for batch in embedded.iter_batches(batch_format="numpy", batch_size=4096):

@@ -48,8 +48,12 @@ class RayResource(dg.ConfigurableResource):
                 logging_level="WARNING",
                 configure_logging=True,
             )
+        import logging
+
         import ray.data
 
+        # Ray Data logs every dataset's plan and timing at INFO; the asset's own metadata says what matters.
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False

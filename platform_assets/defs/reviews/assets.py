@@ -1,16 +1,27 @@
 """The reviews domain: landing files → raw → cleaned + quarantine → embedded (LanceDB) → semantic search."""
 
+from datetime import timedelta
+
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from platform_assets.defs.reviews.cleaning import clean_reviews
+from platform_assets.defs.reviews.quality import (
+    CLEANED_SUITE,
+    QUARANTINE_SUITE,
+    RAW_SUITE,
+    CleanedReviewsType,
+    RawReviewsType,
+)
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder, content_hash
 from platform_assets.lib.landing import LandingFileError, read_landing
+from platform_assets.lib.quality import score_metadata
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
 
 GROUP = "reviews"
+FRESHNESS_LIMIT = timedelta(hours=2)
 RAW = dg.AssetKey(["raw", "reviews"])
 CLEANED = dg.AssetKey(["cleaned", "reviews"])
 QUARANTINE = dg.AssetKey(["quarantine", "reviews"])
@@ -31,6 +42,11 @@ REVIEW_SCHEMA = {
     key=RAW,
     group_name=GROUP,
     io_manager_key="lake_io_manager",
+    dagster_type=RawReviewsType,
+    # The source should deliver at least every two hours (seed 001: alert when data is > 2 h stale).
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=FRESHNESS_LIMIT, warn_window=FRESHNESS_LIMIT / 2
+    ),
     kinds={"pandas", "parquet"},
     owners=["team:data-platform"],
     description=(
@@ -59,6 +75,7 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
             "empty_files": dg.MetadataValue.json(report.empty_files),
             "ignored_files": dg.MetadataValue.json(report.ignored_files),
             "rows_with_type_errors": report.rows_with_type_errors,
+            **score_metadata(frame, [RAW_SUITE]),
         }
     )
     return frame
@@ -68,6 +85,7 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
     outs={
         "cleaned": dg.AssetOut(
             key=CLEANED,
+            dagster_type=CleanedReviewsType,
             io_manager_key="lake_io_manager",
             kinds={"daft", "parquet"},
             description="Reviews fit for use: HTML and noise stripped, whitespace collapsed, valid ratings, "
@@ -88,11 +106,19 @@ def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame):  # no
     result = clean_reviews(raw)
     reasons = result.reasons()
     context.log.info(f"cleaned {len(result.cleaned)} of {len(raw)} reviews; quarantined {reasons}")
-    yield dg.Output(result.cleaned, output_name="cleaned", metadata={"raw_rows": len(raw)})
+    yield dg.Output(
+        result.cleaned,
+        output_name="cleaned",
+        metadata={"raw_rows": len(raw), **score_metadata(result.cleaned, [CLEANED_SUITE])},
+    )
     yield dg.Output(
         result.quarantine,
         output_name="quarantine",
-        metadata={"reasons": dg.MetadataValue.json(reasons), "raw_rows": len(raw)},
+        metadata={
+            "reasons": dg.MetadataValue.json(reasons),
+            "raw_rows": len(raw),
+            **score_metadata(result.quarantine, [QUARANTINE_SUITE]),
+        },
     )
 
 
