@@ -7,6 +7,8 @@ export PLATFORM_DATA_DIR ?= $(CURDIR)/.platform
 export DAGSTER_HOME ?= $(PLATFORM_DATA_DIR)/dagster
 HOST ?= 127.0.0.1
 PORT ?= 3000
+MC_HOST ?= 127.0.0.1
+MC_PORT ?= 8090
 
 .PHONY: install run test dev lint format bench clean
 
@@ -29,8 +31,10 @@ run: install $(DAGSTER_HOME)/dagster.yaml  ## sample data → every asset and ch
 test: install  ## the test suite (CI runs this)
 	$(BIN)/pytest
 
-dev: install $(DAGSTER_HOME)/dagster.yaml  ## the Dagster UI and daemon on $(HOST):$(PORT)
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+dev: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on $(HOST):$(PORT), metadata center on $(MC_HOST):$(MC_PORT)
+	@$(BIN)/platform metadata-center serve --host $(MC_HOST) --port $(MC_PORT) & mc=$$!; \
+	trap 'kill -TERM $$mc 2>/dev/null; wait $$mc' EXIT; \
+	METADATA_CENTER_URL=http://$(MC_HOST):$(MC_PORT) $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -33,28 +33,21 @@ def sample_data(rows: int, seed: int) -> None:
 
 @main.command("run")
 @click.option("--rows", default=2000, show_default=True, help="Sample reviews to write first.")
+@click.option("--days", default=7, show_default=True, help="Days of sample user events to write first.")
 @click.option("--no-sample", is_flag=True, help="Use the landing files as they are; write no sample data.")
-def run(rows: int, no_sample: bool) -> None:
-    """Write sample data, materialize every asset of reviews_job with its checks, print a summary."""
-    from platform_assets.definitions import defs
-    from platform_assets.defs.reviews.sample_data import write_sample_reviews
+def run(rows: int, days: int, no_sample: bool) -> None:
+    """Write sample data, materialize every domain with its checks, print a summary and an example search."""
     from platform_assets.lib.instance import local_instance
-    from platform_assets.lib.run_summary import summarize_run
+    from platform_assets.main_run import run_main, write_samples
 
     settings = get_settings()
     if not no_sample:
-        write_sample_reviews(settings.landing_dir_for("reviews"), rows=rows)
+        write_samples(review_rows=rows, event_days=days)
     instance = local_instance()
-    click.echo(f"Materializing reviews_job (Dagster instance: {settings.dagster_home}) …")
-    result = defs.resolve_job_def("reviews_job").execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        # The summary below says what matters; step-level events are in the UI (make dev).
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    summary = summarize_run(result)
+    click.echo(f"Materializing every domain (Dagster instance: {settings.dagster_home})")
+    summary = run_main(instance, echo=click.echo)
     click.echo(summary.render())
-    if result.success:
+    if "embedded/reviews" in summary.partitions:
         try:
             from platform_assets.search import semantic_search
 
@@ -83,6 +76,64 @@ def search(query: str, k: int, where: str | None) -> None:
     for hit in hits:
         click.echo(json.dumps(hit, ensure_ascii=False, default=str))
 
+
+@main.group("features")
+def features() -> None:
+    """Feast: online lookups and realtime pushes."""
+
+
+@features.command("online")
+@click.option("--user-id", "user_ids", type=int, multiple=True, required=True, help="A user id (repeatable).")
+@click.option(
+    "--features", "feature_refs", default=None, help="Comma-separated view:feature refs (default: all)."
+)
+def features_online(user_ids: tuple[int, ...], feature_refs: str | None) -> None:
+    """Print the online feature values of each user as one JSON object per line."""
+    from platform_assets.features import online_features
+
+    refs = [ref.strip() for ref in feature_refs.split(",") if ref.strip()] if feature_refs else None
+    try:
+        rows = online_features(list(user_ids), refs)
+    except Exception as err:  # Feast raises many types (unknown view, store not applied)
+        raise click.ClickException(f"online lookup failed: {err}") from err
+    for row in rows:
+        click.echo(json.dumps(row, default=str))
+
+
+@features.command("push")
+@click.argument("source", type=click.File("r"))
+@click.option("--offline", is_flag=True, help="Also append the records to the view's offline log.")
+def features_push(source: Any, offline: bool) -> None:
+    """Push JSON Lines records (user_id, last_action, session_duration, page_views_1h[, event_timestamp]) from
+    SOURCE (a file, or - for standard input) into the user_realtime_activity view."""
+    from platform_assets.features import FeaturePushError, push_realtime
+
+    records = []
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise click.ClickException(f"line {number}: invalid JSON: {err.msg}") from err
+    try:
+        pushed = push_realtime(records, offline=offline)
+    except FeaturePushError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"pushed {pushed} record(s) to user_realtime_activity")
+
+
+def _add_subcommands() -> None:
+    # Each group imports only click and its own light modules; heavy work happens inside the commands.
+    from platform_assets.lake_sync.cli import lake_cli
+    from platform_assets.metadata_center.cli import datasets_cli, metadata_center_cli
+
+    main.add_command(lake_cli, name="lake")
+    main.add_command(metadata_center_cli)
+    main.add_command(datasets_cli)
+
+
+_add_subcommands()
 
 if __name__ == "__main__":
     main()

@@ -28,7 +28,7 @@ def platform_environment(data_dir: Path) -> dict[str, str]:
 def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Path) -> None:
     data_dir = tmp_path / "platform"
     completed = subprocess.run(
-        [str(BIN / "platform"), "run", "--rows", "200"],
+        [str(BIN / "platform"), "run", "--rows", "200", "--days", "3"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -37,10 +37,19 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert ": SUCCESS" in out
-    for key in ("raw/reviews", "cleaned/reviews", "quarantine/reviews", "embedded/reviews"):
+    assert "Runs: 6 of 6 succeeded (SUCCESS)" in out
+    for key in (
+        "raw/reviews",
+        "cleaned/reviews",
+        "quarantine/reviews",
+        "embedded/reviews",
+        "raw/user_events",
+        "features/user_stats",
+        "features/online_user_stats",
+        "training/user_purchase_training_set",
+    ):
         assert key in out
-    assert "Checks: 8 passed, 0 failed" in out
+    assert ", 0 failed" in out and "Checks: 0 passed" not in out
     assert "duplicate_review_id" in out and str(data_dir / "lancedb") in out
     hits = [
         json.loads(line) for line in out.split("Example search:")[1].splitlines()[1:] if line.startswith("{")
@@ -51,8 +60,12 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     try:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs()
-            assert len(runs) == 1 and runs[0].job_name == "reviews_job"
-            assert runs[0].status == dg.DagsterRunStatus.SUCCESS
+            assert len(runs) == 6 and {run.job_name for run in runs} == {
+                "reviews_job",
+                "features_job",
+                "user_events_job",
+            }
+            assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
     finally:
         if previous is None:
             os.environ.pop("DAGSTER_HOME")
@@ -109,7 +122,8 @@ def test_dagster_dev_serves_the_graph_over_graphql(tmp_path: Path) -> None:
 
         data = graphql(port, GRAPH_QUERY)
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-        assert set(nodes) == {"raw/reviews", "cleaned/reviews", "quarantine/reviews", "embedded/reviews"}
+        assert {"raw/reviews", "cleaned/reviews", "quarantine/reviews", "embedded/reviews"} <= set(nodes)
+        assert {"raw/user_events", "features/user_stats", "training/user_purchase_training_set"} <= set(nodes)
         assert [d["path"] for d in nodes["embedded/reviews"]["dependencyKeys"]] == [["cleaned", "reviews"]]
         checks = {c["name"]: c["blocking"] for c in nodes["cleaned/reviews"]["assetChecksOrError"]["checks"]}
         assert checks["row_accounting"] is True

@@ -158,6 +158,9 @@ def test_pandera_dagster_type_fails_the_step_and_keeps_the_previous_output(
     result = dg.materialize([cleaned_like], resources=resources, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "CleanedReviews: 2 schema failure(s) in column(s) ['rating']" in failure.step_failure_data.error.to_string()
+    assert (
+        "CleanedReviews: 2 schema failure(s) in column(s) ['rating']"
+        in failure.step_failure_data.error.to_string()
+    )
     stored = pd.read_parquet(f"{platform_env.lake_uri}/cleaned/reviews_like.parquet")
     assert stored["rating"].tolist() == [4, 5]

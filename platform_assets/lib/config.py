@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 
 def _env(name: str) -> str | None:
@@ -82,6 +84,12 @@ class PlatformSettings:
         """The landing directory of one domain, e.g. landing/reviews."""
         return self.landing_dir / domain
 
+    @property
+    def lake_sync_config(self) -> Path:
+        """The lake-sync profiles file: PLATFORM_LAKE_SYNC_CONFIG, else $PLATFORM_DATA_DIR/lake_sync.yaml."""
+        configured = _env("PLATFORM_LAKE_SYNC_CONFIG")
+        return Path(os.path.expandvars(configured)).expanduser() if configured else self.data_dir / "lake_sync.yaml"
+
     def storage_options_for(self, uri: str) -> dict:
         """fsspec options for a URI: S3 credentials for s3://, nothing for local paths."""
         return self.s3.fsspec_options() if uri.startswith(("s3://", "s3a://")) else {}
@@ -111,4 +119,100 @@ def get_settings() -> PlatformSettings:
             secret_access_key=_env("AWS_SECRET_ACCESS_KEY"),
             region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION"),
         ),
+    )
+
+
+# The metadata center (shared/DESIGN.md section 5): service, client and SDK settings.
+
+METADATA_CENTER_DEFAULT_URL = "http://127.0.0.1:8090"
+API_KEY_FILE = "metadata_center_api_key"
+WEBHOOK_SECRET_FILE = "metadata_center_webhook_secret"
+DB_FILE = "metadata_center.db"
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    if value.strip().lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name}={value!r} is not a boolean (true/false)")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _env_number(name: str, kind: type[int] | type[float], default: float, minimum: float) -> Any:
+    value = _env(name)
+    if value is None:
+        return kind(default)
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if number < minimum:
+        raise ValueError(f"{name}={value!r} must be at least {minimum:g}")
+    return number
+
+
+def _env_urls(name: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in (_env(name) or "").split(",") if u.strip())
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{name}: {url!r} is not an http(s) URL")
+    return urls
+
+
+@dataclass(frozen=True)
+class MetadataCenterSettings:
+    """Where the metadata center runs, how it authenticates, where it keeps its data and whom it notifies."""
+
+    url: str = METADATA_CENTER_DEFAULT_URL
+    data_dir: Path = field(default_factory=lambda: Path(".platform").resolve())
+    api_key: str | None = None
+    webhook_secret: str | None = None
+    db_url: str | None = None
+    webhook_urls: tuple[str, ...] = ()
+    require_key_for_reads: bool = False
+    webhook_max_attempts: int = 10
+    webhook_backoff_s: float = 2.0
+    s3: S3Settings = field(default_factory=S3Settings)
+
+    @property
+    def api_key_file(self) -> Path:
+        """The generated API key (used when METADATA_CENTER_API_KEY is unset)."""
+        return self.data_dir / API_KEY_FILE
+
+    @property
+    def webhook_secret_file(self) -> Path:
+        """The generated webhook signing secret (used when METADATA_CENTER_WEBHOOK_SECRET is unset)."""
+        return self.data_dir / WEBHOOK_SECRET_FILE
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the registry database (a SQLite file under the data directory by default)."""
+        return self.db_url or f"sqlite:///{self.data_dir / DB_FILE}"
+
+    def client_api_key(self) -> str | None:
+        """The key a client sends: METADATA_CENTER_API_KEY, else the key the local service generated."""
+        if self.api_key:
+            return self.api_key
+        try:
+            return self.api_key_file.read_text().strip() or None
+        except OSError:
+            return None
+
+
+def metadata_center_settings() -> MetadataCenterSettings:
+    """Read the metadata center settings from the environment; ValueError names a malformed variable."""
+    platform = get_settings()
+    return MetadataCenterSettings(
+        url=(_env("METADATA_CENTER_URL") or METADATA_CENTER_DEFAULT_URL).rstrip("/"),
+        data_dir=platform.data_dir,
+        api_key=_env("METADATA_CENTER_API_KEY"),
+        webhook_secret=_env("METADATA_CENTER_WEBHOOK_SECRET"),
+        db_url=_env("METADATA_CENTER_DB_URL"),
+        webhook_urls=_env_urls("METADATA_CENTER_WEBHOOK_URLS"),
+        require_key_for_reads=_env_bool("METADATA_CENTER_REQUIRE_KEY_FOR_READS", False),
+        webhook_max_attempts=_env_number("METADATA_CENTER_WEBHOOK_MAX_ATTEMPTS", int, 10, 1),
+        webhook_backoff_s=_env_number("METADATA_CENTER_WEBHOOK_BACKOFF_S", float, 2.0, 0.0),
+        s3=platform.s3,
     )

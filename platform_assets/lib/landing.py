@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -50,15 +50,20 @@ def _is_hidden_or_partial(path: Path) -> bool:
     return any(part.startswith(".") for part in path.parts) or path.suffix in (".tmp", ".partial", ".part")
 
 
-def list_landing_files(landing_dir: Path) -> tuple[list[Path], list[Path]]:
-    """Return (readable files, ignored files) under `landing_dir`, sorted for a deterministic row order."""
+def list_landing_files(
+    landing_dir: Path, include: Callable[[str], bool] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Return (readable files, ignored files) under `landing_dir`, sorted for a deterministic row order.
+
+    `include` filters on the path relative to `landing_dir` (e.g. the files of one day's partition).
+    """
     readable: list[Path] = []
     ignored: list[Path] = []
     if not landing_dir.exists():
         return readable, ignored
     for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
         relative = path.relative_to(landing_dir)
-        if _is_hidden_or_partial(relative):
+        if _is_hidden_or_partial(relative) or (include and not include(str(relative))):
             continue
         if path.suffix.lower() in CSV_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES:
             readable.append(path)
@@ -197,14 +202,16 @@ def _read_one(path: Path) -> pd.DataFrame:
     return _read_csv(path, text) if suffix in CSV_SUFFIXES else _read_jsonl(path, text)
 
 
-def read_landing(landing_dir: Path, schema: Mapping[str, ColumnType]) -> tuple[pd.DataFrame, LandingReport]:
+def read_landing(
+    landing_dir: Path, schema: Mapping[str, ColumnType], include: Callable[[str], bool] | None = None
+) -> tuple[pd.DataFrame, LandingReport]:
     """Read every landing file under `landing_dir` into one DataFrame typed by `schema`.
 
     Columns in `schema` are required in every non-empty file; extra columns are kept as strings. Three lineage
     columns are added: `_source_file` (path relative to the landing dir), `_source_line` and `_ingest_error`.
     """
     report = LandingReport()
-    files, ignored = list_landing_files(landing_dir)
+    files, ignored = list_landing_files(landing_dir, include)
     report.ignored_files = [str(p.relative_to(landing_dir)) for p in ignored]
     frames: list[pd.DataFrame] = []
     for path in files:

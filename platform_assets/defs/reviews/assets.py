@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from platform_assets.defs.lake_sync.assets import LAKE_SYNC
 from platform_assets.defs.reviews.cleaning import clean_reviews
 from platform_assets.defs.reviews.quality import (
     CLEANED_SUITE,
@@ -42,6 +43,8 @@ REVIEW_SCHEMA = {
     key=RAW,
     group_name=GROUP,
     io_manager_key="lake_io_manager",
+    # Collection nodes deliver into the landing zone through lake sync: lineage node → landing → raw.
+    deps=[dg.AssetDep(LAKE_SYNC, partition_mapping=dg.AllPartitionMapping())],
     dagster_type=RawReviewsType,
     # The source should deliver at least every two hours (seed 001: alert when data is > 2 h stale).
     freshness_policy=dg.FreshnessPolicy.time_window(

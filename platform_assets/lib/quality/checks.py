@@ -44,16 +44,19 @@ def suite_check(
     asset_key: dg.AssetKey,
     suite: Suite,
     to_frame: Callable[[Any], pd.DataFrame] | None = None,
+    partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetChecksDefinition:
     """One asset check that validates the latest value of `asset_key` (loaded by its IO manager) with `suite`.
 
-    `to_frame` converts what the IO manager loads (e.g. a LanceDB table) into a DataFrame.
+    `to_frame` converts what the IO manager loads (e.g. a LanceDB table) into a DataFrame. For a partitioned
+    asset pass its `partitions_def`: the check then validates the partition of the run.
     """
 
     @dg.asset_check(
         asset=asset_key,
         name=suite.name,
         blocking=suite.blocking,
+        partitions_def=partitions_def,
         description=suite.description
         or f"{len(suite.rules)} rules: " + "; ".join(r.description for r in suite.rules),
     )

@@ -1,0 +1,1 @@
+"""The Feast feature repository: entity `user`, feature views `user_statistics` and `user_realtime_activity`."""

@@ -1,0 +1,26 @@
+"""Configuration of the metadata center, its client and the SDK.
+
+This module is the only one in the package that reads METADATA_CENTER_* variables, and it does so only when
+asked (never at import time). They live in `platform_assets/lib/config.py` (shared/DESIGN.md section 4), the one place that reads
+configuration; this module re-exports them for the metadata center's code. Storage settings (AWS_*) and the data
+directory come from `get_settings()`.
+
+| variable | default |
+|---|---|
+| METADATA_CENTER_URL | http://127.0.0.1:8090 |
+| METADATA_CENTER_API_KEY | generated into $PLATFORM_DATA_DIR/metadata_center_api_key (0600) on first start |
+| METADATA_CENTER_WEBHOOK_SECRET | generated into $PLATFORM_DATA_DIR/metadata_center_webhook_secret (0600) |
+| METADATA_CENTER_DB_URL | sqlite:///$PLATFORM_DATA_DIR/metadata_center.db |
+| METADATA_CENTER_WEBHOOK_URLS | unset (comma-separated subscriber URLs) |
+| METADATA_CENTER_REQUIRE_KEY_FOR_READS | false |
+| METADATA_CENTER_WEBHOOK_MAX_ATTEMPTS | 10 |
+| METADATA_CENTER_WEBHOOK_BACKOFF_S | 2.0 (doubling per attempt, capped at 10 minutes) |
+"""
+
+from platform_assets.lib.config import (  # noqa: F401 - re-exported
+    METADATA_CENTER_DEFAULT_URL as DEFAULT_URL,
+)
+from platform_assets.lib.config import (  # noqa: F401
+    MetadataCenterSettings,
+    metadata_center_settings,
+)

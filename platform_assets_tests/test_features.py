@@ -1,0 +1,239 @@
+"""User events through Spark into Feast: partitions, features, point-in-time training sets, online serving."""
+
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from platform_assets.cli import main as cli
+from platform_assets.definitions import defs
+from platform_assets.defs.features.assets import FEAST_REPOSITORY
+from platform_assets.defs.features.training import historical_features
+from platform_assets.defs.user_events.etl import day_end
+from platform_assets.defs.user_events.sample_data import write_sample_events
+from platform_assets.features import feature_store, online_features, push_realtime
+from platform_assets.lib.config import PlatformSettings
+from platform_assets_tests.conftest import point_platform_at
+from platform_assets_tests.redis_server import redis_server
+
+pytestmark = pytest.mark.slow
+DAYS = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def run(job: str, instance: dg.DagsterInstance, **kwargs: object) -> dg.ExecuteInProcessResult:
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET, **kwargs
+    )
+    assert result.success, [
+        e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure
+    ]
+    return result
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[PlatformSettings, dg.DagsterInstance]]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        settings = point_platform_at(monkeypatch, tmp_path_factory.mktemp("features") / "platform")
+        monkeypatch.delenv("FEAST_ONLINE_STORE", raising=False)
+        write_sample_events(settings.landing_dir_for("user_events"), days=len(DAYS))
+        instance = dg.DagsterInstance.ephemeral()
+        run("features_job", instance, asset_selection=[FEAST_REPOSITORY])
+        for day in DAYS:
+            run("user_events_job", instance, partition_key=day)
+        yield settings, instance
+
+
+def lake(settings: PlatformSettings, key: str, partition: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(settings.lake_uri) / key / f"{partition}.parquet")
+
+
+def test_partitions_account_for_every_event_and_rerun_replaces_one_day(pipeline) -> None:
+    settings, instance = pipeline
+    for day in DAYS:
+        raw, cleaned, quarantine = (
+            lake(settings, f"{layer}/user_events", day) for layer in ("raw", "cleaned", "quarantine")
+        )
+        assert len(raw) == len(cleaned) + len(quarantine)
+        assert not cleaned.duplicated(["user_id", "event_time"]).any()
+        assert set(cleaned["event_type"]) <= {"view", "click", "purchase", "signup"}
+        assert (cleaned["amount"] >= 0).all()
+    reasons = set(lake(settings, "quarantine/user_events", "2026-01-02")["reject_reason"])
+    assert {"duplicate_event", "unparseable_event_time", "missing_user_id", "negative_amount"} <= reasons
+    assert lake(settings, "cleaned/user_events", "2026-01-02")["is_late"].any()
+
+    paths = {day: Path(settings.lake_uri) / "cleaned/user_events" / f"{day}.parquet" for day in DAYS}
+    before = {day: path.stat().st_mtime_ns for day, path in paths.items()}
+    content = lake(settings, "cleaned/user_events", "2026-01-03")
+    result = run("user_events_job", instance, partition_key="2026-01-03")
+    assert {e.check_name for e in result.get_asset_check_evaluations() if not e.passed} == set()
+    after = {day: path.stat().st_mtime_ns for day, path in paths.items()}
+    assert after["2026-01-03"] != before["2026-01-03"]
+    assert all(after[d] == before[d] for d in DAYS if d != "2026-01-03")
+    pd.testing.assert_frame_equal(lake(settings, "cleaned/user_events", "2026-01-03"), content)
+
+
+def expected_purchase_totals(settings: PlatformSettings, upto: str) -> pd.Series:
+    events = pd.concat(
+        [lake(settings, "cleaned/user_events", d).assign(_p=d) for d in DAYS if d <= upto], ignore_index=True
+    )
+    events = events.sort_values(["_p", "_source_line"]).drop_duplicates(["user_id", "event_time"])
+    events = events[events["event_time"] <= pd.Timestamp(day_end(date.fromisoformat(upto)))]
+    return events[events["event_type"] == "purchase"].groupby("user_id").size()
+
+
+def test_user_stats_carry_lifetime_totals_forward(pipeline) -> None:
+    settings, _ = pipeline
+    for day in ("2026-01-02", "2026-01-04"):
+        stats = lake(settings, "features/user_stats", day).set_index("user_id")
+        expected = expected_purchase_totals(settings, day)
+        assert stats["total_purchases"].loc[expected.index].tolist() == expected.tolist()
+        assert (stats.drop(expected.index)["total_purchases"] == 0).all()
+        assert stats.index.is_unique
+        assert (stats["event_timestamp"] == pd.Timestamp(day_end(date.fromisoformat(day)))).all()
+    first, last = (
+        lake(settings, "features/user_stats", d).set_index("user_id") for d in ("2026-01-01", "2026-01-04")
+    )
+    assert (last["total_purchases"].reindex(first.index) >= first["total_purchases"]).all()
+    # The z-scores of the day's activity are standardised across the day's active users.
+    active = last[last["events_1d"] > 0]
+    assert abs(active["avg_duration_1d_z"].mean()) < 1e-6
+    assert active["avg_duration_1d_z"].std(ddof=1) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_point_in_time_join_never_leaks_and_respects_ttl(pipeline) -> None:
+    settings, _ = pipeline
+    day2 = lake(settings, "features/user_stats", "2026-01-02").set_index("user_id")
+    day3 = lake(settings, "features/user_stats", "2026-01-03").set_index("user_id")
+    changed = [
+        u for u in day2.index.intersection(day3.index) if day2.loc[u, "views_7d"] != day3.loc[u, "views_7d"]
+    ]
+    user = int(changed[0])
+    entity = pd.DataFrame(
+        {
+            "row_id": [0, 1, 2, 3, 4],
+            "user_id": [user] * 5,
+            "event_timestamp": pd.to_datetime(
+                [
+                    "2026-01-02 23:59:59",  # exactly the day-2 row
+                    "2026-01-03 12:00:00",  # after day 2, before day 3 is known: day-2 values, no leak
+                    "2026-01-03 23:59:59",  # the day-3 row
+                    "2025-12-31 12:00:00",  # before any feature row: kept, with nulls
+                    "2026-01-12 00:00:00",  # the last row (day 4) is older than the 7-day TTL: nulls
+                ],
+                utc=True,
+            ),
+        }
+    )
+    result, restored = historical_features(
+        entity, ["user_statistics:views_7d", "user_statistics:total_purchases"]
+    )
+    assert len(result) == len(entity) and result["row_id"].tolist() == [0, 1, 2, 3, 4]
+    views = result["views_7d"].tolist()
+    assert views[0] == day2.loc[user, "views_7d"]
+    assert views[1] == day2.loc[user, "views_7d"] != day3.loc[user, "views_7d"]
+    assert views[2] == day3.loc[user, "views_7d"]
+    assert pd.isna(views[3]) and pd.isna(views[4])
+    assert restored >= 0
+
+
+def test_training_set_has_every_entity_row_and_true_labels(pipeline) -> None:
+    settings, instance = pipeline
+    result = run("features_job", instance)
+    training = pd.read_parquet(Path(settings.lake_uri) / "training" / "user_purchase_training_set.parquet")
+    (event,) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path[0] == "training"
+    ]
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert len(training) == metadata["entity_rows"] and training["row_id"].is_unique
+    events = pd.concat([lake(settings, "cleaned/user_events", d) for d in DAYS]).drop_duplicates(
+        ["user_id", "event_time"]
+    )
+    purchases = events[events["event_type"] == "purchase"]
+    for row in training.sample(20, random_state=1).itertuples():
+        window = purchases[
+            (purchases["user_id"] == row.user_id) & (purchases["event_time"] > row.event_timestamp)
+        ]
+        expected = int((window["event_time"] <= row.event_timestamp + pd.Timedelta(hours=24)).any())
+        assert row.label == expected
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"training_set_contract": True, "training_features_present": True, "feast_registry_matches_code": True}
+
+
+def test_online_store_serves_the_latest_offline_values(pipeline) -> None:
+    settings, _ = pipeline
+    latest = lake(settings, "features/user_stats", DAYS[-1]).set_index("user_id")
+    users = [int(u) for u in latest.index[:5]]
+    rows = online_features(
+        users,
+        [
+            "user_statistics:total_purchases",
+            "user_statistics:user_segment",
+            "user_statistics:avg_duration_7d",
+        ],
+    )
+    for row in rows:
+        expected = latest.loc[row["user_id"]]
+        assert row["total_purchases"] == expected["total_purchases"]
+        assert row["user_segment"] == expected["user_segment"]
+        if pd.isna(expected["avg_duration_7d"]):
+            assert row["avg_duration_7d"] is None
+        else:
+            assert row["avg_duration_7d"] == pytest.approx(expected["avg_duration_7d"])
+
+
+def test_push_path_and_cli(pipeline) -> None:
+    pushed = push_realtime(
+        [{"user_id": 1001, "last_action": "purchase", "session_duration": 321, "page_views_1h": 9}]
+    )
+    assert pushed == 1
+    (row,) = online_features(
+        [1001], ["user_realtime_activity:last_action", "user_realtime_activity:page_views_1h"]
+    )
+    assert row["last_action"] == "purchase" and row["page_views_1h"] == 9
+
+    runner = CliRunner()
+    good = json.dumps({"user_id": 1002, "last_action": "view", "session_duration": 5, "page_views_1h": 2})
+    outcome = runner.invoke(cli, ["features", "push", "-"], input=good + "\n")
+    assert outcome.exit_code == 0, outcome.output
+    outcome = runner.invoke(
+        cli, ["features", "online", "--user-id", "1002", "--features", "user_realtime_activity:last_action"]
+    )
+    assert json.loads(outcome.output.strip()) == {"user_id": 1002, "last_action": "view"}
+    bad = json.dumps({"user_id": 1003, "last_action": "view", "session_duration": "long", "page_views_1h": 1})
+    outcome = runner.invoke(cli, ["features", "push", "-"], input=good + "\n" + bad + "\n")
+    assert outcome.exit_code != 0
+    assert "record 2: field 'session_duration'='long' is not int" in outcome.output
+
+
+def test_redis_online_store(pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, _ = pipeline
+    with redis_server(tmp_path) as url:
+        monkeypatch.setenv("FEAST_ONLINE_STORE", url)
+        store = feature_store()
+        assert store.config.online_store.type == "redis"
+        from platform_assets.feature_repo.repo import feature_objects
+
+        store.apply(feature_objects(settings))
+        store.materialize(
+            start_date=pd.Timestamp(DAYS[-1], tz="UTC").to_pydatetime(),
+            end_date=pd.Timestamp(DAYS[-1], tz="UTC").to_pydatetime() + pd.Timedelta(days=1),
+            feature_views=["user_statistics"],
+        )
+        latest = lake(settings, "features/user_stats", DAYS[-1]).set_index("user_id")
+        users = [int(u) for u in latest.index[:4]]
+        rows = online_features(users, ["user_statistics:total_purchases", "user_statistics:user_segment"])
+        assert [r["total_purchases"] for r in rows] == latest.loc[users, "total_purchases"].tolist()
+        import redis
+
+        keys = redis.Redis.from_url(url).dbsize()
+        assert keys >= len(latest)
