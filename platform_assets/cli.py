@@ -127,10 +127,13 @@ def _add_subcommands() -> None:
     # Each group imports only click and its own light modules; heavy work happens inside the commands.
     from platform_assets.lake_sync.cli import lake_cli
     from platform_assets.metadata_center.cli import datasets_cli, metadata_center_cli
+    from platform_assets.ops.runs_cli import instance_cli, runs_cli
 
     main.add_command(lake_cli, name="lake")
     main.add_command(metadata_center_cli)
     main.add_command(datasets_cli)
+    main.add_command(runs_cli)
+    main.add_command(instance_cli)
 
 
 _add_subcommands()

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from platform_assets.defs import features, lake_sync, quality, reviews, user_events
+from platform_assets.defs import features, lake_sync, quality, registrations, reviews, user_events
 from platform_assets.lib.resources import shared_resources
 
 # In-process execution: the multiprocess executor re-imports the code location for every step (a 4-step run
@@ -12,6 +12,7 @@ defs = dg.Definitions.merge(
     user_events.defs,
     features.defs,
     lake_sync.defs,
+    registrations.defs,
     quality.defs,
     dg.Definitions(resources=shared_resources(), executor=dg.in_process_executor),
 )

@@ -148,8 +148,14 @@ class Dataset:
             raise DatasetError(f"dataset {self.dataset_id!r}: no data files under {self.storage_path}")
         return found
 
-    def read(self, *, as_arrow: bool = False, columns: Sequence[str] | None = None) -> Any:
-        """The dataset's rows: a pandas DataFrame, or a pyarrow Table with `as_arrow=True`."""
+    def read(
+        self, *, as_arrow: bool = False, columns: Sequence[str] | None = None, as_delivered: bool = False
+    ) -> Any:
+        """The dataset's rows: a pandas DataFrame, or a pyarrow Table with `as_arrow=True`.
+
+        `as_delivered=True` reads CSV values as text instead of casting them to the registered types, so one bad
+        value does not fail the whole read (the platform's cleaning casts and quarantines row by row).
+        """
         import pyarrow.dataset as pads
 
         files = self.files()
@@ -159,7 +165,7 @@ class Dataset:
             dataset = pads.dataset(
                 [f.path for f in files],
                 filesystem=fs,
-                format=self._arrow_format(),
+                format=self._arrow_format(as_delivered),
                 partitioning=None if single else "hive",
                 partition_base_dir=None if single else root.rstrip("/"),
             )
@@ -168,7 +174,7 @@ class Dataset:
             raise DatasetError(
                 f"dataset {self.dataset_id!r}: cannot read {self.storage_path} as {self.format}: {err}"
             ) from err
-        table = self._cast_temporal(table)
+        table = table if as_delivered else self._cast_temporal(table)
         return table if as_arrow else table.to_pandas()
 
     def mount(self, target: str | os.PathLike[str]) -> Path:
@@ -218,7 +224,7 @@ class Dataset:
         fs = s3fs.S3FileSystem(use_listings_cache=False, skip_instance_cache=True, **options)
         return fs, f"{location.bucket}/{location.path}".rstrip("/")
 
-    def _arrow_format(self) -> Any:
+    def _arrow_format(self, as_delivered: bool = False) -> Any:
         import pyarrow.csv as pacsv
         import pyarrow.dataset as pads
 
@@ -226,6 +232,13 @@ class Dataset:
 
         if self.format == "parquet":
             return pads.ParquetFileFormat()
+        if self.format == "csv" and as_delivered:
+            import pyarrow as pa
+
+            names = [c["name"] for c in self.columns]
+            return pads.CsvFileFormat(
+                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()))
+            )
         if self.format == "csv":
             # Registered types, so that ids stay integers and codes like "00123" stay strings. Temporal columns
             # are parsed by inference and cast afterwards: the CSV reader refuses "…Z" for a zone-less type.

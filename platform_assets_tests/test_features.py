@@ -166,7 +166,11 @@ def test_training_set_has_every_entity_row_and_true_labels(pipeline) -> None:
         expected = int((window["event_time"] <= row.event_timestamp + pd.Timedelta(hours=24)).any())
         assert row.label == expected
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"training_set_contract": True, "training_features_present": True, "feast_registry_matches_code": True}
+    assert checks == {
+        "training_set_contract": True,
+        "training_features_present": True,
+        "feast_registry_matches_code": True,
+    }
 
 
 def test_online_store_serves_the_latest_offline_values(pipeline) -> None:

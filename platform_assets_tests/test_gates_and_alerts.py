@@ -12,7 +12,6 @@ from platform_assets.defs.quality.alerts import (
     check_failure_alert_sensor,
     run_failure_alert_sensor,
 )
-from platform_assets.defs.reviews.sample_data import write_sample_reviews
 from platform_assets.lib.config import PlatformSettings
 from platform_assets_tests.conftest import free_port
 from platform_assets_tests.http_receiver import Receiver
@@ -61,32 +60,6 @@ def test_gate_header_only_delivery_fails_the_contract(platform_env: PlatformSett
     assert not contract.passed
     failed = contract.metadata["failed_rules"].value
     assert {"rule": "row count in [1, inf]", "severity": "critical", "observed_value": 0} in failed
-
-
-@pytest.mark.slow
-def test_quality_job_evaluates_checks_without_recomputing(platform_env: PlatformSettings) -> None:
-    write_sample_reviews(platform_env.landing_dir_for("reviews"), rows=120)
-    with dg.instance_for_test() as instance:
-        assert run_job(instance).success
-        keys = [dg.AssetKey(p) for p in (["raw", "reviews"], ["cleaned", "reviews"], ["embedded", "reviews"])]
-        before = {key: instance.get_latest_materialization_event(key).run_id for key in keys}
-
-        result = run_job(instance, "quality_job")
-        assert result.success
-        assert materialized_keys(result) == set()
-        names = {e.check_name for e in result.get_asset_check_evaluations()}
-        assert names == {
-            "raw_expectations",
-            "freshness_check",
-            "cleaned_contract",
-            "row_accounting",
-            "cleaned_yield",
-            "quarantine_expectations",
-            "embedded_expectations",
-            "embedded_matches_cleaned",
-        }
-        assert all(e.passed for e in result.get_asset_check_evaluations())
-        assert {key: instance.get_latest_materialization_event(key).run_id for key in keys} == before
 
 
 def failing_asset_run(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

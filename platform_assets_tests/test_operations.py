@@ -37,7 +37,7 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert "Runs: 6 of 6 succeeded (SUCCESS)" in out
+    assert "Runs: 7 of 7 succeeded (SUCCESS)" in out
     for key in (
         "raw/reviews",
         "cleaned/reviews",
@@ -47,6 +47,7 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
         "features/user_stats",
         "features/online_user_stats",
         "training/user_purchase_training_set",
+        "published/registered_datasets",
     ):
         assert key in out
     assert ", 0 failed" in out and "Checks: 0 passed" not in out
@@ -60,12 +61,50 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     try:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs()
-            assert len(runs) == 6 and {run.job_name for run in runs} == {
+            assert len(runs) == 7
+            assert {run.job_name for run in runs} == {
                 "reviews_job",
                 "features_job",
                 "user_events_job",
+                "registered_datasets_job",
             }
             assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+
+            # The 6-hourly quality job re-evaluates the checks on what make run left, recomputing nothing.
+            keys = [
+                dg.AssetKey(path)
+                for path in (
+                    ["cleaned", "reviews"],
+                    ["embedded", "reviews"],
+                    ["training", "user_purchase_training_set"],
+                )
+            ]
+            before = {key: instance.get_latest_materialization_event(key).run_id for key in keys}
+            with pytest.MonkeyPatch.context() as monkeypatch:
+                monkeypatch.setenv("PLATFORM_DATA_DIR", str(data_dir))
+                from platform_assets.definitions import defs
+
+                result = defs.resolve_job_def("quality_job").execute_in_process(
+                    instance=instance, raise_on_error=False
+                )
+            assert result.success, [
+                e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure
+            ]
+            assert result.get_asset_materialization_events() == []
+            evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            assert {
+                "raw_expectations",
+                "cleaned_contract",
+                "row_accounting",
+                "cleaned_yield",
+                "quarantine_expectations",
+                "embedded_expectations",
+                "embedded_matches_cleaned",
+                "training_set_contract",
+                "feast_registry_matches_code",
+            } <= set(evaluations)
+            assert all(evaluations.values()), evaluations
+            assert {key: instance.get_latest_materialization_event(key).run_id for key in keys} == before
     finally:
         if previous is None:
             os.environ.pop("DAGSTER_HOME")

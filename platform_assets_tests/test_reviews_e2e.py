@@ -35,7 +35,8 @@ def run_reviews(**resource_overrides: object) -> dg.ExecuteInProcessResult:
     }
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        resources={**shared_resources(), **resource_overrides},
+        selection=dg.AssetSelection.groups("reviews"),
+        resources={**defs.resources, **shared_resources(), **resource_overrides},
         instance=dg.DagsterInstance.ephemeral(),
     )
 

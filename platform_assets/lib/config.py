@@ -88,7 +88,11 @@ class PlatformSettings:
     def lake_sync_config(self) -> Path:
         """The lake-sync profiles file: PLATFORM_LAKE_SYNC_CONFIG, else $PLATFORM_DATA_DIR/lake_sync.yaml."""
         configured = _env("PLATFORM_LAKE_SYNC_CONFIG")
-        return Path(os.path.expandvars(configured)).expanduser() if configured else self.data_dir / "lake_sync.yaml"
+        return (
+            Path(os.path.expandvars(configured)).expanduser()
+            if configured
+            else self.data_dir / "lake_sync.yaml"
+        )
 
     def storage_options_for(self, uri: str) -> dict:
         """fsspec options for a URI: S3 credentials for s3://, nothing for local paths."""

@@ -163,7 +163,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _coerce(values: pd.Series, column: str, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
+def coerce_column(values: pd.Series, column: str, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
     """Cast one column; return (typed values, error message per row or None)."""
     present = values.notna()
     if kind == "string":
@@ -261,7 +261,7 @@ def read_landing(
 def _type_frame(frame: pd.DataFrame, schema: Mapping[str, ColumnType], relative: str) -> pd.DataFrame:
     errors = pd.Series(None, index=frame.index, dtype=object)
     for column, kind in schema.items():
-        typed, column_errors = _coerce(frame[column], column, kind)
+        typed, column_errors = coerce_column(frame[column], column, kind)
         frame[column] = typed
         has_error = column_errors.notna()
         errors[has_error] = [

@@ -7,8 +7,6 @@ import os
 # Each of these silences a network call, telemetry or a public bind that this platform never wants by default.
 # setdefault: an operator's explicit value always wins.
 _DEFAULTS = {
-    # Ray binds the machine's external address and `*` unless told otherwise.
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_AUTH_MODE": "disabled",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_DEDUP_LOGS": "1",
@@ -32,3 +30,7 @@ def apply_runtime_defaults() -> None:
     """Set the platform's environment defaults without overriding anything already set."""
     for name, value in _DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if not os.environ.get("RAY_ADDRESS"):
+        # A local Ray binds the machine's external address and `*` unless told otherwise; a process that joins
+        # a multi-node cluster must not, or it would advertise 127.0.0.1 to the other nodes.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

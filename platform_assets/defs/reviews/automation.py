@@ -11,6 +11,8 @@ from platform_assets.lib.landing import list_landing_files
 reviews_job = dg.define_asset_job(
     "reviews_job",
     selection=dg.AssetSelection.groups(GROUP),
+    # The queued run coordinator limits concurrent runs by this tag (deploy/helm/values.yaml).
+    tags={"platform/compute": "embedding"},
     description="Landing files → raw → cleaned + quarantine → embedded reviews, with their checks.",
 )
 

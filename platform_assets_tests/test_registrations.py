@@ -1,0 +1,284 @@
+"""Registrations end to end: the real metadata center on loopback, the sensor, the assets, publishing back."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from platform_assets.definitions import defs
+from platform_assets.defs.registrations.assets import VERSION_TAG, registered_datasets
+from platform_assets.defs.registrations.resources import MetadataCenterResource
+from platform_assets.defs.registrations.sensors import alldata_registrations_sensor
+from platform_assets.lib.config import PlatformSettings
+from platform_assets_tests.conftest import PROJECT_ROOT, free_port
+from platform_assets_tests.metadata_center_fixture import RunningMetadataCenter, metadata_center
+
+pytestmark = pytest.mark.slow
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+ROWS = pd.DataFrame(
+    {
+        "order_id": ["1", "2", "3", "3", "5", "6"],
+        "amount": ["10.50", "20.00", "7.25", "7.25", "lots", "3.10"],
+        "created_at": ["2024-01-01T10:00:00Z"] * 6,
+    }
+)
+SCHEMA = {
+    "columns": [
+        {"name": "order_id", "type": "bigint", "nullable": False},
+        {"name": "amount", "type": "decimal(10,2)"},
+        {"name": "created_at", "type": "timestamp"},
+    ]
+}
+
+
+@pytest.fixture
+def service(
+    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[RunningMetadataCenter]:
+    with metadata_center(platform_env.data_dir / "mc") as running:
+        monkeypatch.setenv("METADATA_CENTER_URL", running.url)
+        monkeypatch.setenv("METADATA_CENTER_API_KEY", running.api_key)
+        yield running
+
+
+def csv_dataset(directory: Path, frame: pd.DataFrame = ROWS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "part-0.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def payload(dataset_id: str, path: Path | str, rows: int, size: int, fmt: str = "csv") -> dict:
+    return {
+        "dataset_id": dataset_id,
+        "name": f"{dataset_id} orders",
+        "storage_path": str(path),
+        "format": fmt,
+        "size_bytes": size,
+        "row_count": rows,
+        "schema": SCHEMA,
+        "tags": ["sales"],
+        "metadata": {"etl_job_id": "etl_sales_001", "source_tables": ["raw_db.orders"]},
+    }
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | dg.SkipReason:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"metadata_center": MetadataCenterResource()}
+    )
+    return alldata_registrations_sensor(context)
+
+
+def run_requested(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
+    # Calling a sensor directly does not apply its partition requests (shared/STACK.md): apply them here.
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    job = defs.resolve_job_def("registered_datasets_job")
+    return [
+        job.execute_in_process(
+            instance=instance,
+            partition_key=r.partition_key,
+            tags=r.tags,
+            raise_on_error=False,
+            run_config=QUIET,
+        )
+        for r in result.run_requests
+    ]
+
+
+def test_registration_to_training_ready_dataset_with_lineage(
+    service: RunningMetadataCenter, tmp_path: Path
+) -> None:
+    client = service.client()
+    data = csv_dataset(tmp_path / "orders")
+    client.register(payload("orders_2024_01", data, rows=len(ROWS), size=data.stat().st_size))
+    with dg.instance_for_test() as instance:
+        first = tick(instance, None)
+        assert isinstance(first, dg.SensorResult)
+        assert [r.run_key for r in first.run_requests] == ["orders_2024_01:1"]
+        assert first.run_requests[0].tags[VERSION_TAG] == "1"
+        (result,) = run_requested(instance, first)
+        assert result.success
+        assert instance.get_dynamic_partitions(registered_datasets.name) == ["orders_2024_01"]
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == {
+            "matches_registration": True,
+            "registered_contract": True,
+            "quarantine_expectations": True,
+            "published_with_lineage": True,
+        }
+
+        view = client.get("orders_2024_01__training")
+        assert "training-ready" in view["tags"] and view["metadata"]["dagster_run_id"] == result.run_id
+        assert view["row_count"] == 4 and view["metadata"]["data_quality_score"] == 1.0
+        lineage = client.get_lineage("orders_2024_01__training")["lineage"]["upstream"]
+        assert lineage["datasets"] == ["orders_2024_01@v1"]
+        assert lineage["etl_jobs"] == ["etl_sales_001"] and lineage["source_tables"] == ["raw_db.orders"]
+        assert "cleaned/registered_datasets[orders_2024_01]" in lineage["dagster_assets"]
+        assert "raw/registered_datasets[orders_2024_01]" in lineage["dagster_assets"]
+
+        published = pd.read_parquet(
+            view["storage"]["path"]
+            if Path(view["storage"]["path"]).exists()
+            else view["storage"]["uri"].removeprefix("file://")
+        )
+        assert published["order_id"].tolist() == [1, 2, 3, 6]
+        quarantine = pd.read_parquet(
+            Path(os.environ["PLATFORM_DATA_DIR"])
+            / "lake/quarantine/registered_datasets/orders_2024_01.parquet"
+        )
+        assert dict(zip(quarantine["order_id"], quarantine["reject_reason"], strict=True)) == {
+            "3": "duplicate_row",
+            "5": "invalid_type",
+        }
+
+        # The platform's own publication is not processed again; nothing runs twice.
+        second = tick(instance, first.cursor)
+        assert isinstance(second, dg.SensorResult) and second.run_requests == []
+        assert isinstance(tick(instance, second.cursor), dg.SkipReason)
+
+        # Re-registering makes a new version, and one new run.
+        client.register(payload("orders_2024_01", data, rows=len(ROWS), size=data.stat().st_size))
+        third = tick(instance, second.cursor)
+        assert [r.run_key for r in third.run_requests] == ["orders_2024_01:2"]
+        assert third.dynamic_partitions_requests == []
+
+
+def test_mismatch_with_the_registration_is_a_failed_check_that_blocks_publishing(
+    service: RunningMetadataCenter, tmp_path: Path
+) -> None:
+    client = service.client()
+    data = csv_dataset(tmp_path / "short")
+    client.register(payload("short_orders", data, rows=99, size=data.stat().st_size + 1))
+    with dg.instance_for_test() as instance:
+        (result,) = run_requested(instance, tick(instance, None))
+        assert not result.success
+        (evaluation,) = [
+            e for e in result.get_asset_check_evaluations() if e.check_name == "matches_registration"
+        ]
+        assert not evaluation.passed
+        assert evaluation.description == (
+            f"row_count registered 99, found 6; size_bytes registered {data.stat().st_size + 1}, found {data.stat().st_size}"
+        )
+        materialized = {
+            e.materialization.asset_key.path[0] for e in result.get_asset_materialization_events()
+        }
+        assert "published" not in materialized
+    with pytest.raises(Exception, match="404|not found|unknown"):
+        client.get("short_orders__training")
+
+
+def test_service_down_skips_and_keeps_the_cursor(
+    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("METADATA_CENTER_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("METADATA_CENTER_API_KEY", "unused")
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, cursor="41", resources={"metadata_center": MetadataCenterResource()}
+        )
+        skip = alldata_registrations_sensor(context)
+        assert isinstance(skip, dg.SkipReason)
+        assert "unreachable" in skip.skip_message and "cursor stays at seq 41" in skip.skip_message
+        assert context.cursor == "41"
+
+
+def test_parquet_dataset_on_s3(service: RunningMetadataCenter, s3_bucket: str) -> None:
+    import boto3
+
+    frame = pd.DataFrame(
+        {
+            "order_id": [1, 2, 3],
+            "amount": [1.5, 2.5, 3.5],
+            "created_at": pd.to_datetime(["2024-01-01"] * 3, utc=True),
+        }
+    )
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    boto3.client("s3").put_object(
+        Bucket=s3_bucket, Key="etl-output/orders/part-0.parquet", Body=buffer.getvalue()
+    )
+    client = service.client()
+    client.register(
+        payload(
+            "s3_orders",
+            f"s3://{s3_bucket}/etl-output/orders/",
+            rows=3,
+            size=len(buffer.getvalue()),
+            fmt="parquet",
+        )
+    )
+    with dg.instance_for_test() as instance:
+        (result,) = run_requested(instance, tick(instance, None))
+        assert result.success, [
+            e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure
+        ]
+    assert client.get("s3_orders__training")["row_count"] == 3
+
+
+def test_through_a_running_dagster(platform_env: PlatformSettings, tmp_path: Path) -> None:
+    """register → the daemon's sensor tick → partition added → run → training-ready dataset registered back."""
+    data_dir = platform_env.data_dir
+    with metadata_center(data_dir / "mc-e2e") as running:
+        home = data_dir / "dagster"
+        (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_ADDRESS"))}
+        env.update(
+            PLATFORM_DATA_DIR=str(data_dir),
+            DAGSTER_HOME=str(home),
+            METADATA_CENTER_URL=running.url,
+            METADATA_CENTER_API_KEY=running.api_key,
+        )
+        log = (tmp_path / "dagster.log").open("w")
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "dev",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(free_port()),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            data = csv_dataset(tmp_path / "live")
+            running.client().register(payload("live_orders", data, rows=len(ROWS), size=data.stat().st_size))
+            deadline = time.monotonic() + 420
+            view = None
+            while time.monotonic() < deadline and view is None:
+                assert process.poll() is None, (tmp_path / "dagster.log").read_text()[-3000:]
+                try:
+                    view = running.client().get("live_orders__training")
+                except Exception:
+                    time.sleep(3)
+            assert view is not None, (tmp_path / "dagster.log").read_text()[-5000:]
+            assert "training-ready" in view["tags"]
+            run_id = view["metadata"]["dagster_run_id"]
+            os.environ["DAGSTER_HOME"] = str(home)
+            with dg.DagsterInstance.get() as instance:
+                run = instance.get_run_by_id(run_id)
+                assert run.tags.get("dagster/sensor_name") == "alldata_registrations_sensor"
+                assert run.tags.get("dagster/run_key") == "live_orders:1"
+                assert instance.get_dynamic_partitions("registered_datasets") == ["live_orders"]
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+            log.close()
