@@ -7,6 +7,7 @@ Queries are embedded in-process. Vectors are L2-normalised float32, so cosine si
 from __future__ import annotations
 
 import hashlib
+import warnings
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -107,22 +108,25 @@ class TextEmbedder(dg.ConfigurableResource):
         import pandas as pd
 
         dataset = ray.data.from_pandas(pd.DataFrame({"key": keys, "text": texts}), override_num_blocks=blocks)
-        embedded = dataset.map_batches(
-            _BatchEmbedder,
-            fn_constructor_kwargs={
-                "batch_size": self.batch_size,
-                "threads": self.threads_per_actor,
-                "device": "cuda" if self.gpus_per_actor > 0 else "cpu",
-            },
-            compute=ray.data.ActorPoolStrategy(size=self.actors),
-            batch_size=self.rows_per_block,
-            batch_format="numpy",
-            num_gpus=self.gpus_per_actor or None,
-            num_cpus=self.threads_per_actor if self.gpus_per_actor == 0 else None,
-            # A restarted actor could not rebuild itself (its constructor arguments live in the object store);
-            # a failed embedding step is retried by Dagster instead.
-            ray_remote_args_fn=_no_actor_restarts,
-        )
+        with warnings.catch_warnings():
+            # Ray deprecates ray_remote_args_fn for 2.64 with no replacement for max_restarts yet (pinned 2.60).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            embedded = dataset.map_batches(
+                _BatchEmbedder,
+                fn_constructor_kwargs={
+                    "batch_size": self.batch_size,
+                    "threads": self.threads_per_actor,
+                    "device": "cuda" if self.gpus_per_actor > 0 else "cpu",
+                },
+                compute=ray.data.ActorPoolStrategy(size=self.actors),
+                batch_size=self.rows_per_block,
+                batch_format="numpy",
+                num_gpus=self.gpus_per_actor or None,
+                num_cpus=self.threads_per_actor if self.gpus_per_actor == 0 else None,
+                # A restarted actor could not rebuild itself (its constructor arguments live in the object store);
+                # a failed embedding step is retried by Dagster instead.
+                ray_remote_args_fn=_no_actor_restarts,
+            )
         result: dict[str, np.ndarray] = {}
         for batch in embedded.iter_batches(batch_format="numpy", batch_size=4096):
             for key, vector in zip(batch["key"].tolist(), batch["vector"], strict=True):
