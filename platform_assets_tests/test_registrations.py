@@ -282,3 +282,55 @@ def test_through_a_running_dagster(platform_env: PlatformSettings, tmp_path: Pat
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
             log.close()
+
+
+def test_cube_studio_publisher_posts_the_uri_in_expand(
+    service: RunningMetadataCenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from platform_assets_tests.http_receiver import Receiver
+
+    client = service.client()
+    data = csv_dataset(tmp_path / "cube")
+    client.register(payload("cube_orders", data, rows=len(ROWS), size=data.stat().st_size))
+    with Receiver() as cube, dg.instance_for_test() as instance:
+        monkeypatch.setenv("CUBE_STUDIO_URL", cube.url.removesuffix("/hook"))
+        monkeypatch.setenv("CUBE_STUDIO_TOKEN", "cube-token-123")
+        (result,) = run_requested(instance, tick(instance, None))
+        assert result.success
+        (body,) = cube.bodies
+        (headers,) = cube.headers
+        assert headers["Authorization"] == "cube-token-123"
+        assert body["name"] == "cube_orders__training" and body["path"] == ""
+        expand = json.loads(body["expand"])
+        assert expand["uri"].endswith("cleaned/registered_datasets/cube_orders.parquet")
+        assert "training-ready" in expand["tags"]
+
+        cube.status = 500
+        client.register(payload("cube_orders", data, rows=len(ROWS), size=data.stat().st_size))
+        (failed,) = run_requested(instance, tick(instance, "1"))
+        assert not failed.success
+        failure = next(e for e in failed.all_events if e.is_step_failure)
+        assert "Cube Studio answered HTTP 500" in failure.step_failure_data.user_failure_data.description
+
+
+def test_openlineage_event_for_the_publication(
+    service: RunningMetadataCenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    client = service.client()
+    data = csv_dataset(tmp_path / "ol")
+    client.register(payload("ol_orders", data, rows=len(ROWS), size=data.stat().st_size))
+    events_file = tmp_path / "openlineage.jsonl"
+    monkeypatch.setenv("OPENLINEAGE_FILE", str(events_file))
+    with dg.instance_for_test() as instance:
+        (result,) = run_requested(instance, tick(instance, None))
+        assert result.success
+    (line,) = events_file.read_text().splitlines()
+    event = json.loads(line)
+    assert event["eventType"] == "COMPLETE" and event["run"]["runId"] == result.run_id
+    assert event["job"]["name"] == "published/registered_datasets[ol_orders]"
+    assert {"namespace": "metadata-center", "name": "ol_orders@v1"}.items() <= event["inputs"][0].items()
+    assert event["outputs"][0]["name"] == "ol_orders__training"

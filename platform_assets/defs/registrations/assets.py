@@ -118,13 +118,18 @@ def cleaned_registered_dataset(
     deps=[CLEANED],
     kinds={"parquet"},
     description="The training-ready version registered back to the metadata center as <id>__training (tag "
-    "training-ready; metadata: quality score, Dagster run id) with its lineage; optionally pushed to Cube Studio.",
+    "training-ready; metadata: quality score, Dagster run id) with its lineage; optionally pushed to Cube Studio "
+    "and reported as an OpenLineage event.",
 )
 def published_registered_dataset(
     context: dg.AssetExecutionContext, metadata_center: MetadataCenterResource
 ) -> dg.MaterializeResult:
     """Register the cleaned data back, with lineage taken from the asset graph."""
-    from platform_assets.defs.registrations.publish import lineage_record, publish_to_cube_studio
+    from platform_assets.defs.registrations.publish import (
+        emit_openlineage,
+        lineage_record,
+        publish_to_cube_studio,
+    )
 
     source = registration_for(context, metadata_center)
     settings = get_settings()
@@ -156,6 +161,7 @@ def published_registered_dataset(
     record = lineage_record(context, source, training_id)
     client.put_lineage(training_id, record)
     cube = publish_to_cube_studio(payload, context.log)
+    openlineage = emit_openlineage(context, source, payload)
     return dg.MaterializeResult(
         metadata={
             "training_dataset_id": training_id,
@@ -166,6 +172,7 @@ def published_registered_dataset(
             else dg.MetadataValue.text("n/a"),
             "lineage": dg.MetadataValue.json(record["lineage"]),
             "cube_studio": cube,
+            "openlineage": openlineage,
             "dagster/uri": uri,
             "dagster/row_count": len(cleaned),
         }

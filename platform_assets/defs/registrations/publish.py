@@ -77,3 +77,52 @@ def publish_to_cube_studio(payload: dict[str, Any], log: Any) -> str:
         log.warning(message)
         raise dg.Failure(description=message)
     return f"published to {url}"
+
+
+def emit_openlineage(
+    context: dg.AssetExecutionContext, source: dict[str, Any], payload: dict[str, Any]
+) -> str:
+    """Send an OpenLineage COMPLETE event for the publication when OPENLINEAGE_URL or OPENLINEAGE_FILE is set."""
+    url, path = os.environ.get("OPENLINEAGE_URL"), os.environ.get("OPENLINEAGE_FILE")
+    if not url and not path:
+        return "off (set OPENLINEAGE_URL or OPENLINEAGE_FILE)"
+    from datetime import UTC, datetime
+
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+
+    if url:
+        from openlineage.client.transport.http import HttpConfig, HttpTransport
+
+        transport = HttpTransport(HttpConfig(url=url))
+    else:
+        from openlineage.client.transport.file import FileConfig, FileTransport
+
+        transport = FileTransport(FileConfig(log_file_path=str(path), append=True))
+    storage = source.get("storage") or {}
+    event = RunEvent(
+        eventType=RunState.COMPLETE,
+        eventTime=datetime.now(UTC).isoformat(),
+        producer="https://github.com/platform-assets/platform_assets",
+        run=Run(runId=context.run_id),
+        job=Job(
+            namespace="platform_assets", name=f"{context.asset_key.to_user_string()}[{context.partition_key}]"
+        ),
+        inputs=[
+            InputDataset(
+                namespace="metadata-center", name=f"{source['dataset_id']}@v{source['version']}", facets={}
+            )
+        ]
+        + (
+            [
+                InputDataset(
+                    namespace=str(storage.get("protocol", "file")), name=str(storage["uri"]), facets={}
+                )
+            ]
+            if storage.get("uri")
+            else []
+        ),
+        outputs=[OutputDataset(namespace="metadata-center", name=payload["dataset_id"], facets={})],
+    )
+    OpenLineageClient(transport=transport).emit(event)
+    return f"emitted to {url or path}"
