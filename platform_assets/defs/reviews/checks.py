@@ -14,7 +14,7 @@ import pandas as pd
 from platform_assets.defs.reviews.assets import CLEANED, EMBEDDED, FRESHNESS_LIMIT, QUARANTINE, RAW
 from platform_assets.defs.reviews.quality import CLEANED_SUITE, EMBEDDED_SUITE, QUARANTINE_SUITE, RAW_SUITE
 from platform_assets.lib.embedding import EMBEDDING_DIM
-from platform_assets.lib.quality import suite_check
+from platform_assets.lib.quality import row_accounting_check, suite_check
 from platform_assets.lib.vector_store import VECTOR_COLUMN, read_columns
 
 # Below this share of raw rows surviving cleaning the source is broken, not merely dirty: stop and say so.
@@ -38,26 +38,7 @@ with warnings.catch_warnings():
     freshness_checks = dg.build_last_update_freshness_checks(assets=[RAW], lower_bound_delta=FRESHNESS_LIMIT)
 
 
-@dg.asset_check(
-    asset=CLEANED,
-    additional_ins={"raw": dg.AssetIn(key=RAW), "quarantine": dg.AssetIn(key=QUARANTINE)},
-    blocking=True,
-    description="Every raw row is in exactly one of cleaned or quarantine: raw == cleaned + quarantine.",
-)
-def row_accounting(cleaned: pd.DataFrame, raw: pd.DataFrame, quarantine: pd.DataFrame) -> dg.AssetCheckResult:
-    """Nothing is lost or duplicated between the raw layer and its two outputs."""
-    accounted = len(cleaned) + len(quarantine)
-    reasons = quarantine["reject_reason"].value_counts().to_dict() if len(quarantine) else {}
-    return dg.AssetCheckResult(
-        passed=accounted == len(raw),
-        metadata={
-            "raw_rows": len(raw),
-            "cleaned_rows": len(cleaned),
-            "quarantined_rows": len(quarantine),
-            "difference": len(raw) - accounted,
-            "quarantine_by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
-        },
-    )
+row_accounting = row_accounting_check(RAW, CLEANED, QUARANTINE)
 
 
 @dg.asset_check(

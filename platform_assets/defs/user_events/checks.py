@@ -1,8 +1,5 @@
 """Checks of the user-events layers: suites per layer, row accounting, and the feature table's contract."""
 
-import dagster as dg
-import pandas as pd
-
 from platform_assets.defs.user_events.assets import CLEANED, QUARANTINE, RAW, USER_STATS, daily
 from platform_assets.defs.user_events.etl import EVENT_TYPES, RAW_COLUMNS, REJECT_REASONS
 from platform_assets.lib import quality as q
@@ -58,22 +55,4 @@ quarantine_expectations = q.suite_check(QUARANTINE, QUARANTINE_SUITE, partitions
 user_stats_contract = q.suite_check(USER_STATS, STATS_SUITE, partitions_def=daily)
 
 
-@dg.asset_check(
-    asset=CLEANED,
-    additional_ins={"raw": dg.AssetIn(key=RAW), "quarantine": dg.AssetIn(key=QUARANTINE)},
-    blocking=True,
-    partitions_def=daily,
-    description="Every delivered event of the day is in exactly one of cleaned or quarantine.",
-)
-def row_accounting(cleaned: pd.DataFrame, raw: pd.DataFrame, quarantine: pd.DataFrame) -> dg.AssetCheckResult:
-    """raw == cleaned + quarantine for the partition."""
-    reasons = quarantine["reject_reason"].value_counts().to_dict() if len(quarantine) else {}
-    return dg.AssetCheckResult(
-        passed=len(raw) == len(cleaned) + len(quarantine),
-        metadata={
-            "raw_rows": len(raw),
-            "cleaned_rows": len(cleaned),
-            "quarantined_rows": len(quarantine),
-            "quarantine_by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
-        },
-    )
+row_accounting = q.row_accounting_check(RAW, CLEANED, QUARANTINE, partitions_def=daily)

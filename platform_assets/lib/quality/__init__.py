@@ -4,7 +4,7 @@ Suites are declared in code, per asset, with the rule builders in `rules`; `suit
 one asset check (one GX validation), `score_metadata` puts the suite's quality score on a materialization.
 """
 
-from platform_assets.lib.quality.checks import score_metadata, suite_check
+from platform_assets.lib.quality.checks import row_accounting_check, score_metadata, suite_check
 from platform_assets.lib.quality.rules import (
     Rule,
     Suite,
@@ -36,6 +36,7 @@ __all__ = [
     "not_null",
     "null_ratio_above",
     "null_ratio_below",
+    "row_accounting_check",
     "row_count_between",
     "score_metadata",
     "suite_check",

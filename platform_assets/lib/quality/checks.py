@@ -86,3 +86,37 @@ def score_metadata(frame: pd.DataFrame, suites: Sequence[Suite]) -> dict[str, An
             [f"{s.suite.name}: {r.rule.description}" for s in results for r in s.failures]
         ),
     }
+
+
+def row_accounting_check(
+    raw: dg.AssetKey,
+    cleaned: dg.AssetKey,
+    quarantine: dg.AssetKey,
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.AssetChecksDefinition:
+    """A blocking check on `cleaned`: every raw row is in exactly one of cleaned or quarantine, with the
+    quarantine broken down by reject_reason."""
+
+    @dg.asset_check(
+        asset=cleaned,
+        name="row_accounting",
+        additional_ins={"raw": dg.AssetIn(key=raw), "quarantine": dg.AssetIn(key=quarantine)},
+        blocking=True,
+        partitions_def=partitions_def,
+        description="Every raw row is in exactly one of cleaned or quarantine: raw == cleaned + quarantine.",
+    )
+    def _check(cleaned: pd.DataFrame, raw: pd.DataFrame, quarantine: pd.DataFrame) -> dg.AssetCheckResult:
+        accounted = len(cleaned) + len(quarantine)
+        reasons = quarantine["reject_reason"].value_counts().to_dict() if len(quarantine) else {}
+        return dg.AssetCheckResult(
+            passed=accounted == len(raw),
+            metadata={
+                "raw_rows": len(raw),
+                "cleaned_rows": len(cleaned),
+                "quarantined_rows": len(quarantine),
+                "difference": len(raw) - accounted,
+                "quarantine_by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
+            },
+        )
+
+    return _check
