@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 # Each of these silences a network call, telemetry or a public bind that this platform never wants by default.
 # setdefault: an operator's explicit value always wins.
@@ -27,7 +28,12 @@ _DEFAULTS = {
 
 
 def apply_runtime_defaults() -> None:
-    """Set the platform's environment defaults without overriding anything already set."""
+    """Set the platform's environment defaults without overriding anything already set.
+
+    Also silences Dagster's notices that a feature we use on purpose (partitioned asset checks, the
+    pandera-backed types) is in preview or beta: they would otherwise open every `make run` and every load.
+    """
+    warnings.filterwarnings("ignore", message=r".*is currently in (preview|beta)")
     for name, value in _DEFAULTS.items():
         os.environ.setdefault(name, value)
     if not os.environ.get("RAY_ADDRESS"):
