@@ -9,11 +9,15 @@ from typing import Any
 
 
 class Receiver:
-    """Records POSTed JSON; answers `status` (change it to simulate an unhealthy receiver)."""
+    """Records POSTed JSON; answers `status` (change it to simulate an unhealthy receiver).
+
+    `requests` keeps each request's lower-cased headers and exact bytes (a signature covers the exact bytes).
+    """
 
     def __init__(self) -> None:
         self.bodies: list[Any] = []
         self.headers: list[dict[str, str]] = []
+        self.requests: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
         receiver = self
 
@@ -21,6 +25,7 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 - the http.server API
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
+                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, raw))
                 receiver.headers.append(dict(self.headers))
                 receiver.bodies.append(json.loads(raw) if raw else None)
                 self.send_response(receiver.status)

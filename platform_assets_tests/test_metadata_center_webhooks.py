@@ -4,12 +4,10 @@ receiver on loopback, with retries after failures, the delivery log, and a resta
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,38 +32,6 @@ from platform_assets_tests.metadata_center_fixture import (
 )
 
 WAIT_S = 30.0
-
-
-class RawReceiver:
-    """Records each POST's raw body and headers (a signature covers the exact bytes); answers `status`."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, raw))
-                self.send_response(receiver.status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> RawReceiver:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def wait_for(condition: Callable[[], Any], what: str) -> Any:
@@ -182,8 +148,8 @@ def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[RawReceiver]:
-    with RawReceiver() as running:
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
         yield running
 
 
@@ -192,7 +158,7 @@ def deliveries(service: RunningMetadataCenter, **params: Any) -> list[dict[str, 
 
 
 def test_every_registration_is_delivered_signed(
-    tmp_path: Path, receiver: RawReceiver, db_url: str | None
+    tmp_path: Path, receiver: Receiver, db_url: str | None
 ) -> None:
     with metadata_center(tmp_path / "platform", db_url=db_url, webhook_urls=[receiver.url]) as service:
         registered = service.client().register(seed_payload())
@@ -212,7 +178,7 @@ def test_every_registration_is_delivered_signed(
 
 
 def test_failed_deliveries_are_retried_with_backoff(
-    tmp_path: Path, receiver: RawReceiver, db_url: str | None
+    tmp_path: Path, receiver: Receiver, db_url: str | None
 ) -> None:
     dead_url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: connection refused
     receiver.status = 500
@@ -287,9 +253,7 @@ def test_subscribers_added_through_the_api(tmp_path: Path) -> None:
         assert service.client().register(seed_payload())["webhook_deliveries"] == 0
 
 
-def test_pending_deliveries_survive_a_restart(
-    tmp_path: Path, receiver: RawReceiver, db_url: str | None
-) -> None:
+def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Receiver, db_url: str | None) -> None:
     receiver.status = 503
     with metadata_center(
         tmp_path / "platform", db_url=db_url, webhook_urls=[receiver.url], webhook_backoff_s=0.5
