@@ -30,7 +30,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def _feature_rows(users: int) -> pd.DataFrame:
-    from platform_assets.defs.user_events.etl import FEATURE_COLUMNS
+    from platform_assets.defs.user_events.etl import COUNT_FEATURES, FEATURE_COLUMNS
 
     rng = np.random.default_rng(7)
     end = pd.Timestamp("2026-01-07 23:59:59", tz="UTC")
@@ -44,16 +44,7 @@ def _feature_rows(users: int) -> pd.DataFrame:
             frame[name] = end - pd.Timedelta(days=1)
         elif name == "user_segment":
             frame[name] = rng.choice(["new", "occasional", "regular", "vip"], size=users)
-        elif name in (
-            "total_purchases",
-            "last_purchase_days",
-            "events_1d",
-            "sessions_1d",
-            "sessions_7d",
-            "views_7d",
-            "clicks_7d",
-            "purchases_7d",
-        ):
+        elif name in (*COUNT_FEATURES, "last_purchase_days"):
             frame[name] = rng.integers(0, 50, size=users).astype("int64")
         else:
             frame[name] = rng.normal(size=users)

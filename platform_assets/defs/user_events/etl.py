@@ -29,6 +29,16 @@ REJECT_REASONS = (
 )
 WINDOW_DAYS = 7
 SCALED_INPUTS = ["avg_amount_1d", "avg_duration_1d", "clicks_1d"]
+# Integer counts of the feature table: zero, never null, for a user with no activity.
+COUNT_FEATURES = (
+    "total_purchases",
+    "events_1d",
+    "sessions_1d",
+    "sessions_7d",
+    "views_7d",
+    "clicks_7d",
+    "purchases_7d",
+)
 
 
 @dataclass(frozen=True)
@@ -217,15 +227,7 @@ def compute_user_stats(
         )
         .fillna(
             0,
-            subset=[
-                "total_purchases",
-                "events_1d",
-                "sessions_1d",
-                "sessions_7d",
-                "views_7d",
-                "clicks_7d",
-                "purchases_7d",
-            ],
+            subset=list(COUNT_FEATURES),
         )
         .fillna(0.0, subset=["total_spent"])
     )
@@ -315,16 +317,7 @@ def _feature_frame(result: pd.DataFrame, end: datetime) -> pd.DataFrame:
     frame["event_timestamp"] = pd.Timestamp(end)
     frame["created_timestamp"] = pd.Timestamp(end)
     frame["last_purchase_at"] = pd.to_datetime(frame["last_purchase_at"]).dt.tz_localize("UTC")
-    ints = [
-        "user_id",
-        "total_purchases",
-        "events_1d",
-        "sessions_1d",
-        "sessions_7d",
-        "views_7d",
-        "clicks_7d",
-        "purchases_7d",
-    ]
+    ints = ["user_id", *COUNT_FEATURES]
     for name in ints:
         frame[name] = frame[name].fillna(0).astype("int64")
     frame["last_purchase_days"] = frame["last_purchase_days"].astype("Int64")
