@@ -125,3 +125,106 @@ def test_quoted_multiline_text_keeps_the_line_where_the_record_starts(tmp_path: 
     assert frame["text"][0] == "first line\nsecond line"
     assert frame["_source_line"].tolist() == [2, 4]
     assert "(m.csv line 4)" in frame["_ingest_error"][1]
+
+
+def _strict_read(path: Path, schema: dict) -> pd.DataFrame:
+    """The strict, line-by-line reader alone: what the Arrow fast path must reproduce exactly."""
+    from platform_assets.lib.landing import _read_csv, _type_frame
+
+    frame = _read_csv(path, path.read_bytes().decode("utf-8"))
+    frame["_source_file"] = path.name
+    return _type_frame(frame, schema, path.name)
+
+
+def _strict_rows(path: Path) -> pd.DataFrame:
+    from platform_assets.lib.landing import _read_csv
+
+    return _read_csv(path, path.read_bytes().decode("utf-8"))
+
+
+def test_arrow_fast_path_reads_exactly_what_the_strict_reader_reads(tmp_path: Path) -> None:
+    """Differential test: random CSVs, well-formed and broken; the fast path either declines the file or
+    gives the strict reader's frame (values, types, errors, line numbers). A file the strict reader rejects
+    is never accepted."""
+    import csv
+    import io
+    import random
+
+    from platform_assets.lib.landing import _read_plain_csv_with_arrow, _type_table
+
+    schema = {"a": "string", "n": "int", "t": "timestamp"}
+    atoms = ["x", "1", " 2 ", "4.0", "five", "", '"', '""', ",", "\n", "\r\n", "\r", " ", "é", "\t"]
+    atoms += ["2026-01-02T03:04:05Z", "2026-01-02 03:04:05+02:00", "2026-13-02T03:04:05Z", "2026-01-02"]
+    rng = random.Random(20261123)
+    taken = 0
+    path = tmp_path / "f.csv"
+    for _ in range(800):
+        if rng.random() < 0.7:
+            buffer = io.StringIO()
+            writer = csv.writer(
+                buffer,
+                lineterminator=rng.choice(["\n", "\r\n"]),
+                quoting=rng.choice([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+            )
+            writer.writerow(["a", "n", "t"])
+            for _ in range(rng.randint(0, 6)):
+                writer.writerow(["".join(rng.choices(atoms, k=rng.randint(0, 3))) for _ in range(3)])
+            body = buffer.getvalue()
+            if rng.random() < 0.3:  # break it somewhere
+                cut = rng.randrange(len(body))
+                body = body[:cut] + rng.choice(atoms) + body[cut:]
+        else:
+            body = "a,n,t\n" + "".join(rng.choices(atoms, k=rng.randint(1, 25)))
+        path.write_bytes(body.encode())
+        fast = _read_plain_csv_with_arrow(body.encode())
+        if fast is None:
+            continue
+        try:
+            strict = _strict_rows(path)
+        except LandingFileError:
+            pytest.fail(f"the fast path accepted a file the strict reader rejects: {body!r}")
+        taken += 1
+        if fast.num_rows == 0:
+            assert strict.empty
+            continue
+        assert fast.column_names == list(strict.columns), repr(body)
+        if not set(schema) <= set(strict.columns):  # a broken header: both fail on the missing column
+            continue
+        pd.testing.assert_frame_equal(
+            _type_table(fast, schema, path.name).reset_index(drop=True),
+            _strict_read(path, schema).reset_index(drop=True),
+            check_dtype=False,
+            obj=repr(body),
+        )
+    assert taken > 150  # the comparison covered many files, not just the declined ones
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'a,n,t\n"abc"def,1,2026-01-02T03:04:05Z\n',  # junk after a closing quote
+        'a,n,t\nx,1,"2026-01-02T03:04:05Z\n',  # a quote left open at the end
+        "a,n,t\nx,1,2026-01-02T03:04:05Z\n\ny,2,2026-01-02T03:04:05Z\n",  # a blank line
+        "a,n,t\rx,1,2026-01-02T03:04:05Z\r",  # old Mac line ends
+    ],
+)
+def test_arrow_fast_path_declines_what_only_the_strict_reader_judges(body: str) -> None:
+    from platform_assets.lib.landing import _read_plain_csv_with_arrow
+
+    assert _read_plain_csv_with_arrow(body.encode()) is None
+
+
+def test_large_plain_csv_keeps_types_errors_and_lines(tmp_path: Path) -> None:
+    """A file big enough for Arrow to split into blocks: every row keeps its line and its typing errors."""
+    rows = [
+        f"R{i},P1,U1,{'five' if i % 997 == 0 else i % 5 + 1},text number {i},2026-01-02T03:04:05Z"
+        for i in range(60_000)
+    ]
+    write(tmp_path / "big.csv", HEADER + "\n" + "\n".join(rows) + "\n")
+    frame, report = read_landing(tmp_path, REVIEW_SCHEMA)
+    assert len(frame) == 60_000 and report.rows_with_type_errors == len(range(0, 60_000, 997))
+    assert frame["_source_line"].tolist() == list(range(2, 60_002))
+    bad = frame.loc[frame["_ingest_error"].notna()].iloc[1]
+    assert bad["review_id"] == "R997" and pd.isna(bad["rating"])
+    assert bad["_ingest_error"] == "rating: 'five' is not an integer (big.csv line 999)"
+    assert frame["rating"].dtype == "Int64" and str(frame["created_at"].dtype) == "datetime64[ns, UTC]"

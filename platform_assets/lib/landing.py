@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 ColumnType = Literal["string", "int", "float", "timestamp"]
 
@@ -150,25 +152,22 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for corrupt files
         raise LandingFileError(f"{path}: not a readable Parquet file: {err}") from None
-    frame = table.to_pandas()
     # Parquet rows have no lines; the row number (1-based) stands in for one.
-    frame["_source_line"] = range(1, len(frame) + 1)
-    return frame
+    return table.append_column("_source_line", pa.array(np.arange(1, table.num_rows + 1), pa.int64()))
 
 
 def coerce_column(values: pd.Series, column: str, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
     """Cast one column; return (typed values, error message per row or None)."""
     present = values.notna()
     if kind == "string":
-        typed = values.map(lambda v: v if v is None or isinstance(v, str) else str(v), na_action="ignore")
-        return typed.astype("string"), pd.Series(None, index=values.index, dtype=object)
+        return _as_strings(values), pd.Series(None, index=values.index, dtype=object)
     if kind in ("int", "float"):
         numeric = pd.to_numeric(values.map(_strip_if_str, na_action="ignore"), errors="coerce")
         bad = present & numeric.isna()
@@ -194,12 +193,204 @@ def _strip_if_str(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def _read_one(path: Path) -> pd.DataFrame:
+def _as_strings(values: pd.Series) -> pd.Series:
+    """Values as pandas strings; non-string values (a number in a JSON file) become their str()."""
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype("string")
+    return values.map(lambda v: v if isinstance(v, str) else str(v), na_action="ignore").astype("string")
+
+
+# What almost every delivered value looks like; these are typed by Arrow in bulk, the rest one by one.
+_PLAIN_INT = r"^\s*[+-]?\d{1,18}\s*$"
+_PLAIN_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
+_TIMESTAMP_TYPE = pa.timestamp("ns", tz="UTC")
+
+
+def _type_table(table: pa.Table, schema: Mapping[str, ColumnType], relative: str) -> pd.DataFrame:
+    """Type an Arrow table by `schema` in bulk; values that are not plain go through `coerce_column`.
+
+    Gives exactly what `_type_frame` gives for the same rows, several times faster on large files.
+    """
+    frame = pd.DataFrame(index=pd.RangeIndex(table.num_rows))
+    errors = pd.Series(None, index=frame.index, dtype=object)
+    for name in table.column_names:
+        if name == "_source_line" or name in schema:
+            continue
+        column = table.column(name)
+        strings = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        frame[name] = _arrow_strings(column) if strings else _as_strings(column.to_pandas())
+    for column, kind in schema.items():
+        typed, column_errors = _type_arrow_column(table.column(column), column, kind)
+        frame[column] = typed
+        has_error = column_errors.notna()
+        if has_error.any():
+            errors[has_error] = [
+                msg if pd.isna(prev) else f"{prev}; {msg}"
+                for prev, msg in zip(errors[has_error], column_errors[has_error], strict=True)
+            ]
+    frame["_source_line"] = table.column("_source_line").to_numpy()
+    frame["_source_file"] = relative
+    has_error = errors.notna()
+    errors[has_error] = [
+        f"{msg} ({relative} line {line})"
+        for msg, line in zip(errors[has_error], frame.loc[has_error, "_source_line"], strict=True)
+    ]
+    frame["_ingest_error"] = errors.astype("string")
+    return frame[[*schema, *(c for c in frame.columns if c not in schema)]]
+
+
+def _type_arrow_column(column: pa.ChunkedArray, name: str, kind: ColumnType) -> tuple[pd.Series, pd.Series]:
+    import pyarrow.compute as pc
+
+    plain_pattern = {"int": _PLAIN_INT, "timestamp": _PLAIN_TIMESTAMP}.get(kind)
+    is_string = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    target = {"int": pa.int64(), "timestamp": _TIMESTAMP_TYPE}.get(kind)
+    if kind == "string" and is_string:
+        return _arrow_strings(column), pd.Series(None, index=range(len(column)), dtype=object)
+    if target is not None and not is_string:
+        # Typed columns (Parquet): an exact cast is the whole job; a lossy one goes value by value.
+        try:
+            return _to_pandas(pc.cast(column, target), kind), pd.Series(
+                None, index=range(len(column)), dtype=object
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if plain_pattern is None or not is_string:
+        return coerce_column(pd.Series(column.to_pandas()), name, kind)
+    plain = pc.fill_null(pc.match_substring_regex(column, plain_pattern), False)
+    try:
+        cleaned = pc.utf8_trim_whitespace(column) if kind == "int" else column
+        typed = pc.cast(pc.if_else(plain, cleaned, None), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. a month 13 that looked plain
+        return coerce_column(pd.Series(column.to_pandas()), name, kind)
+    result = _to_pandas(typed, kind)
+    errors = pd.Series(None, index=result.index, dtype=object)
+    odd = (~plain.to_numpy(zero_copy_only=False)) & column.is_valid().to_numpy(zero_copy_only=False)
+    if odd.any():
+        odd_values = pd.Series(
+            column.filter(pa.array(odd)).to_pylist(), index=result.index[odd], dtype=object
+        )
+        odd_typed, odd_errors = coerce_column(odd_values, name, kind)
+        result[odd] = odd_typed
+        errors[odd] = odd_errors
+    return result, errors
+
+
+def _arrow_strings(column: pa.ChunkedArray) -> pd.Series:
+    # Straight into pandas' string dtype, without an object column to validate first.
+    return pd.Series(column.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get), dtype="string")
+
+
+def _to_pandas(array: pa.ChunkedArray, kind: ColumnType) -> pd.Series:
+    if kind == "int":
+        return pd.Series(
+            pd.array(array.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), dtype="Int64")
+        )
+    return pd.Series(array.to_pandas(), dtype="datetime64[ns, UTC]")
+
+
+def _read_one(path: Path) -> pa.Table | pd.DataFrame:
+    """A file's rows: an Arrow table on the fast paths (Parquet, plain CSV), else a pandas frame of objects."""
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         return _read_parquet(path)
-    text = _decode_utf8(path, path.read_bytes())
+    data = path.read_bytes()
+    if suffix in CSV_SUFFIXES:
+        fast = _read_plain_csv_with_arrow(data.removeprefix(b"\xef\xbb\xbf"))
+        if fast is not None:
+            return fast
+    text = _decode_utf8(path, data)
     return _read_csv(path, text) if suffix in CSV_SUFFIXES else _read_jsonl(path, text)
+
+
+def _quoting_is_plain(body: bytes) -> bool:
+    """True when the quoting is strictly well-formed, so Arrow's parser reads the file as the strict reader.
+
+    Arrow is lenient where Python's strict reader is not (`"abc"def` becomes `abcdef`; a quote left open at
+    the end of the file is closed silently). The check runs over runs of quote characters, vectorised: only
+    an odd run changes whether we are inside a quoted field, so the parity of the odd runs before a run
+    says where it is. Outside a field a run must start the field (after a delimiter or line break); an odd
+    one opens it, an even one is a whole empty or quote-only field and must end at a delimiter. Inside, an
+    even run is escaped quotes and an odd one closes the field, so a delimiter must follow. Anything else (a
+    quote inside an unquoted value, junk after a closing quote, a field left open) sends the file to the
+    strict reader, which decides.
+    """
+    text = np.frombuffer(body, dtype=np.uint8)
+    quotes = np.flatnonzero(text == ord('"'))
+    if not len(quotes):
+        return True
+    run_starts = np.flatnonzero(np.diff(quotes, prepend=-2) != 1)
+    run_lengths = np.diff(np.append(run_starts, len(quotes)))
+    first, last = quotes[run_starts], quotes[run_starts + run_lengths - 1]
+    delimiters = np.frombuffer(b",\r\n", dtype=np.uint8)
+    # The start and the end of the body count as line breaks.
+    before = np.isin(np.where(first > 0, text[np.maximum(first - 1, 0)], ord("\n")), delimiters)
+    after_index = np.minimum(last + 1, len(text) - 1)
+    after = np.isin(np.where(last + 1 < len(text), text[after_index], ord("\n")), delimiters)
+    odd = run_lengths % 2 == 1
+    if np.count_nonzero(odd) % 2:  # a field left open at the end
+        return False
+    inside = (np.cumsum(odd) - odd) % 2 == 1
+    outside = ~inside
+    well_placed = np.where(outside, before & (odd | after), ~odd | after)
+    return bool(np.all(well_placed))
+
+
+def _read_plain_csv_with_arrow(data: bytes) -> pa.Table | None:
+    """Read a CSV with Arrow's parser when every record is exactly one line; None when it is not.
+
+    Row i is then line i + 2, so lineage stays exact. Anything unusual (blank lines, values spanning lines,
+    ragged rows, duplicate or odd headers) returns None and the strict reader handles the file, with its
+    precise errors.
+    """
+    import pyarrow.csv as pacsv
+
+    header_end = data.find(b"\n")
+    if header_end < 0 or b"\r" in data[: header_end - 1]:  # a CR inside the header line is a line break too
+        return None
+    try:
+        header = next(csv.reader([data[:header_end].decode("utf-8").rstrip("\r")], strict=True))
+    except (csv.Error, StopIteration, UnicodeDecodeError):
+        return None
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header) or not all(header):
+        return None
+    body = data[header_end + 1 :]
+    if not _quoting_is_plain(body):
+        return None
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=header, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()),
+                # As in the strict reader: an empty field is missing, anything else (spaces too) is kept.
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    import pyarrow.compute as pc
+
+    if b"\r" in body and body.count(b"\r") != body.count(
+        b"\r\n"
+    ):  # a bare CR ends a line, to the strict reader
+        return None
+    # Each record takes one line plus the line breaks inside its quoted values; with no blank lines in the
+    # file, that gives every record's first line exactly, as the strict reader reports it.
+    inner_breaks = np.zeros(table.num_rows, dtype=np.int64)
+    for column in table.columns:
+        if not pa.types.is_string(column.type):  # an all-null column of an empty file
+            continue
+        inner_breaks += pc.fill_null(pc.count_substring(column, "\n"), 0).to_numpy(zero_copy_only=False)
+    lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    if lines != table.num_rows + int(inner_breaks.sum()):  # blank lines: line numbers would be off
+        return None
+    first_lines = 2 + np.arange(table.num_rows, dtype=np.int64) + np.cumsum(inner_breaks) - inner_breaks
+    return table.append_column("_source_line", pa.array(first_lines, pa.int64()))
 
 
 def read_landing(
@@ -221,18 +412,22 @@ def read_landing(
             report.empty_files.append(relative)
             report.rows_per_file[relative] = 0
             continue
-        frame = _read_one(path)
-        if frame.empty and len(frame.columns) <= 1:
+        rows = _read_one(path)
+        names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
+        if len(rows) == 0 and len(names) <= 1:
             report.rows_per_file[relative] = 0
             continue
-        missing = [name for name in schema if name not in frame.columns]
+        missing = [name for name in schema if name not in names]
         if missing:
             raise LandingFileError(
-                f"{path}: missing required column(s) {missing}; found {[c for c in frame.columns if c != '_source_line']}"
+                f"{path}: missing required column(s) {missing}; found {[c for c in names if c != '_source_line']}"
             )
-        frame["_source_file"] = relative
-        frames.append(_type_frame(frame, schema, relative))
-        report.rows_per_file[relative] = len(frame)
+        if isinstance(rows, pa.Table):
+            frames.append(_type_table(rows, schema, relative))
+        else:
+            rows["_source_file"] = relative
+            frames.append(_type_frame(rows, schema, relative))
+        report.rows_per_file[relative] = len(rows)
 
     extra_columns: list[str] = []
     for frame in frames:
@@ -244,18 +439,22 @@ def read_landing(
     columns = [*schema, *extra_columns, *LINEAGE_COLUMNS]
     if not frames:
         return _empty_frame(schema, extra_columns), report
-    combined = pd.concat([f.reindex(columns=columns) for f in frames], ignore_index=True)
+    combined = pd.concat([_with_columns(f, columns) for f in frames], ignore_index=True)
     for name in extra_columns:
-        combined[name] = (
-            combined[name]
-            .map(lambda v: v if isinstance(v, str) else str(v), na_action="ignore")
-            .astype("string")
-        )
+        combined[name] = _as_strings(combined[name])
     combined["_source_file"] = combined["_source_file"].astype("string")
     combined["_source_line"] = combined["_source_line"].astype("int64")
     combined["_ingest_error"] = combined["_ingest_error"].astype("string")
     report.rows_with_type_errors = int(combined["_ingest_error"].notna().sum())
     return combined, report
+
+
+def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    # An extra column one file lacks is missing there: typed as strings so concat keeps the column's type.
+    for name in columns:
+        if name not in frame.columns:
+            frame[name] = pd.array([pd.NA] * len(frame), dtype="string")
+    return frame[columns]
 
 
 def _type_frame(frame: pd.DataFrame, schema: Mapping[str, ColumnType], relative: str) -> pd.DataFrame:
@@ -273,7 +472,7 @@ def _type_frame(frame: pd.DataFrame, schema: Mapping[str, ColumnType], relative:
         f"{msg} ({relative} line {line})"
         for msg, line in zip(errors[has_error], frame.loc[has_error, "_source_line"], strict=True)
     ]
-    frame["_ingest_error"] = errors
+    frame["_ingest_error"] = errors.astype("string")
     return frame
 
 
