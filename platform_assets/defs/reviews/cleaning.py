@@ -4,15 +4,29 @@ A quarantined row keeps its original values and gets `reject_reason` (a stable c
 rule it fails, in the order of `REJECT_REASONS`) and `reject_detail` (what exactly was wrong, for a person).
 Duplicates are judged among otherwise valid rows, keeping the first delivered (file order, then line), so
 an invalid copy never displaces a valid original.
+
+How it stays fast (1M rows in about 3 s on two cores, where window functions took over 2 minutes):
+- duplicates are found with group-bys on a 64-bit hash of the key, then exactly among the few rows whose hash
+  repeats, instead of window functions (row_number/first_value sort every partition);
+- texts that no cleaning step would change (most of them) skip the replace chain, and the whitespace and
+  punctuation patterns only match what they change, not every single space;
+- only what differs from the raw frame comes back to pandas (rejected rows, duplicates, altered texts); both
+  outputs are taken from the raw frame by row position, with no sort and no per-row dicts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from platform_assets.lib.daft_runner import ensure_daft_runner
+
+if TYPE_CHECKING:
+    import daft
+    import numpy as np
+    import pyarrow as pa
 
 MIN_TEXT_CHARS = 10
 MAX_TEXT_CHARS = 5000
@@ -46,6 +60,15 @@ HTML_ENTITIES = {
 # Emoji, pictographs, control and format characters (zero-width spaces, BOMs) carry no meaning for search.
 NOISE_PATTERN = r"[\p{Extended_Pictographic}\p{Cc}\p{Cf}\x{FE0F}\x{20E3}\x{1F3FB}-\x{1F3FF}]"
 TAG_PATTERN = r"<[^<>]{0,2000}>"
+ENTITY_PATTERN = r"&#?[A-Za-z0-9]{1,10};"
+# Replacing every whitespace run by one space is the same as replacing only runs of two or more and single
+# non-space whitespace characters; a lone space (most matches in ordinary text) then costs nothing.
+WHITESPACE_PATTERN = r"\s{2,}|[^\S ]"
+# Same for the non-alphanumeric runs of `_text_norm`.
+NON_ALNUM_PATTERN = r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]"
+# A text that matches nothing here comes out of `_clean_text_expr` unchanged (no tag, entity or noise
+# character, no whitespace to collapse or strip), so only texts that match are run through it.
+NEEDS_CLEANING_PATTERN = "|".join(("[<&]", NOISE_PATTERN, WHITESPACE_PATTERN, r"^\s|\s$"))
 
 
 @dataclass(frozen=True)
@@ -61,39 +84,49 @@ class CleaningResult:
         return {str(reason): int(count) for reason, count in counts.items()}
 
 
-def _clean_text_expr(text):  # noqa: ANN001, ANN202 - Daft expressions are untyped here
+def _clean_text_expr(text: daft.Expression) -> daft.Expression:
     """Strip HTML tags, entities and noise characters, then collapse whitespace."""
     import daft
 
     expr = text.regexp_replace(TAG_PATTERN, " ")
     for entity, char in HTML_ENTITIES.items():
         expr = expr.replace(entity, char)
-    expr = expr.regexp_replace(r"&#?[A-Za-z0-9]{1,10};", " ")
+    expr = expr.regexp_replace(ENTITY_PATTERN, " ")
     expr = expr.regexp_replace(NOISE_PATTERN, " ")
-    return expr.regexp_replace(r"\s+", " ").strip().cast(daft.DataType.string())
+    return expr.regexp_replace(WHITESPACE_PATTERN, " ").strip().cast(daft.DataType.string())
 
 
-def clean_reviews(raw: pd.DataFrame) -> CleaningResult:
-    """Apply the review cleaning rules to a raw frame (as produced by `raw/reviews`)."""
+def _text_norm_expr(text_clean: daft.Expression) -> daft.Expression:
+    """Normalised for duplicate detection only: case, punctuation and spacing differences are not new content."""
+    return text_clean.lower().regexp_replace(NON_ALNUM_PATTERN, " ").strip()
+
+
+def _rule_inputs(raw: pd.DataFrame) -> pa.Table:
+    """The columns the rules read, as Arrow, plus `_ordinal`: the raw row position (file order, then line)."""
+    import numpy as np
+    import pyarrow as pa
+
+    columns: dict[str, pa.Array] = {}
+    for name in ("review_id", "product_id", "user_id", "text", "_ingest_error"):
+        # From the object array itself (no copy; pd.NA counts as null): about 3x faster than letting
+        # pandas' StringArray convert itself.
+        values = np.asarray(raw[name].array, dtype=object)
+        columns[name] = pa.array(values, type=pa.large_string(), from_pandas=True)
+    for name in ("rating", "created_at"):
+        columns[name] = pa.array(raw[name])
+    columns["_ordinal"] = pa.array(np.arange(len(raw), dtype=np.int64))
+    return pa.table(columns)
+
+
+def _row_reason_expr() -> daft.Expression:
+    """The first per-row rule a row fails (null when it passes them all)."""
     import daft
     from daft import col, lit
-    from daft.functions import first_value, row_number, when
-    from daft.window import Window
+    from daft.functions import when
 
-    ensure_daft_runner()
-    raw = raw.reset_index(drop=True)
-    frame = daft.from_pandas(raw.assign(_ordinal=range(len(raw))))
-
-    text_clean = _clean_text_expr(col("text"))
-    frame = frame.with_column("_text_clean", text_clean)
-    # Normalised for duplicate detection only: case, punctuation and spacing differences are not new content.
-    frame = frame.with_column(
-        "_text_norm",
-        col("_text_clean").lower().regexp_replace(r"[^\p{L}\p{N}]+", " ").strip(),
-    )
     low, high = RATING_RANGE
-    length = col("_text_clean").length()
-    row_reason = (
+    length = col("_length")
+    return (
         when(col("_ingest_error").not_null(), lit("invalid_type"))
         .when(col("review_id").is_null() | (col("review_id").strip() == ""), lit("missing_review_id"))
         .when(col("product_id").is_null() | (col("product_id").strip() == ""), lit("missing_product_id"))
@@ -106,76 +139,174 @@ def clean_reviews(raw: pd.DataFrame) -> CleaningResult:
         .when(length > MAX_TEXT_CHARS, lit("text_too_long"))
         .otherwise(lit(None).cast(daft.DataType.string()))
     )
-    frame = frame.with_column("reject_reason", row_reason)
-    frame = frame.with_column("_valid", col("reject_reason").is_null())
 
-    def first_of(*keys: str):  # noqa: ANN202
-        window = Window().partition_by(*keys, "_valid").order_by("_ordinal")
-        whole = window.rows_between(Window.unbounded_preceding, Window.unbounded_following)
-        return window, whole
 
-    id_window, id_whole = first_of("review_id")
-    frame = frame.with_columns(
-        {
-            "_id_rank": row_number().over(id_window),
-            "_id_first_file": first_value(col("_source_file")).over(id_whole),
-            "_id_first_line": first_value(col("_source_line")).over(id_whole),
-        }
+def _sharing_a_key(rows: daft.DataFrame, keys: list[str]) -> daft.DataFrame:
+    """The rows of `rows` whose `keys` might occur more than once: a cheap superset, for exact checks after.
+
+    Grouping on one 64-bit hash of the keys is much cheaper than grouping on the strings themselves; a hash
+    collision only lets an extra row through, and every row that does repeat its keys is kept.
+    """
+    from daft import col
+    from daft.functions import hash as hash_of
+
+    hashed = rows.with_column("_key_hash", hash_of(*[col(key) for key in keys]))
+    repeated = (
+        hashed.groupby("_key_hash")
+        .agg(col("_ordinal").count().alias("_copies"))
+        .where(col("_copies") > 1)
+        .select("_key_hash")
     )
-    frame = frame.with_column(
-        "reject_reason",
-        when(col("_valid") & (col("_id_rank") > 1), lit("duplicate_review_id")).otherwise(
-            col("reject_reason")
-        ),
-    )
-    frame = frame.with_column("_valid", col("reject_reason").is_null())
-    content_window, content_whole = first_of("user_id", "product_id", "_text_norm")
-    frame = frame.with_columns(
-        {
-            "_content_rank": row_number().over(content_window),
-            "_content_first_id": first_value(col("review_id")).over(content_whole),
-        }
-    )
-    frame = frame.with_column(
-        "reject_reason",
-        when(col("_valid") & (col("_content_rank") > 1), lit("duplicate_content")).otherwise(
-            col("reject_reason")
-        ),
-    )
-    result = frame.sort("_ordinal").to_pandas()
-    return _split(raw, result)
+    return hashed.join(repeated, on="_key_hash", how="semi").exclude("_key_hash")
 
 
-def _split(raw: pd.DataFrame, result: pd.DataFrame) -> CleaningResult:
-    rejected = result["reject_reason"].notna().to_numpy()
-    quarantine = raw.loc[rejected].copy()
-    quarantine["reject_reason"] = result.loc[rejected, "reject_reason"].astype("string").to_numpy()
-    details = result.loc[rejected].assign(rating=raw.loc[rejected, "rating"].to_numpy())
-    quarantine["reject_detail"] = [_detail(row) for row in details.to_dict(orient="records")]
-    quarantine["reject_detail"] = quarantine["reject_detail"].astype("string")
+def _later_copies(rows: daft.DataFrame, keys: list[str], first: str) -> daft.DataFrame:
+    """`_ordinal` of every row whose `keys` equal those of an earlier row, and in `first` that earliest row's."""
+    from daft import col
 
-    cleaned = raw.loc[~rejected].drop(columns=["_ingest_error"]).copy()
-    cleaned["text"] = pd.array(result.loc[~rejected, "_text_clean"].to_numpy(), dtype="string")
+    candidates = _sharing_a_key(rows, keys).collect()
+    firsts = (
+        candidates.groupby(*keys)
+        .agg(col("_ordinal").min().alias(first), col("_ordinal").count().alias("_copies"))
+        .where(col("_copies") > 1)
+        .select(*keys, first)
+    )
+    return candidates.join(firsts, on=keys).where(col("_ordinal") != col(first)).select("_ordinal", first)
+
+
+def clean_reviews(raw: pd.DataFrame) -> CleaningResult:
+    """Apply the review cleaning rules to a raw frame (as produced by `raw/reviews`)."""
+    import daft
+    from daft import col
+
+    ensure_daft_runner()
+    base = daft.from_arrow(_rule_inputs(raw))
+    base = base.with_column(
+        "_needs_cleaning", col("text").regexp(NEEDS_CLEANING_PATTERN).fill_null(False)
+    ).collect()
+    # Most texts need no cleaning; the replace chain copies every string it sees, so it only sees the rest.
+    altered = base.where(col("_needs_cleaning")).with_column("_text_clean", _clean_text_expr(col("text")))
+    as_is = base.where(~col("_needs_cleaning")).with_column("_text_clean", col("text"))
+    rows = (
+        altered.concat(as_is)
+        .with_column("_length", col("_text_clean").length())
+        .with_column("reject_reason", _row_reason_expr())
+        .exclude("text", "rating", "created_at", "_ingest_error")
+        .collect()
+    )
+
+    valid = rows.where(col("reject_reason").is_null())
+    id_copies = _later_copies(valid, ["review_id"], "_id_first").collect()
+    # Content duplicates are judged among the rows still valid once id duplicates are out. They need the same
+    # user and product, so the normalised text is only computed for rows whose (user, product) pair repeats.
+    unique_ids = valid.join(id_copies.select("_ordinal"), on="_ordinal", how="anti")
+    candidates = _sharing_a_key(unique_ids, ["user_id", "product_id"]).with_column(
+        "_text_norm", _text_norm_expr(col("_text_clean"))
+    )
+    content_copies = _later_copies(
+        candidates, ["user_id", "product_id", "_text_norm"], "_content_first"
+    ).collect()
+
+    rejected = rows.where(col("reject_reason").not_null()).select("_ordinal", "reject_reason", "_length")
+    return _assemble(
+        raw,
+        rejected=rejected.to_pandas(),
+        id_copies=id_copies.to_pandas(),
+        content_copies=content_copies.to_pandas(),
+        altered=rows.where(col("_needs_cleaning")).select("_ordinal", "_text_clean").to_pandas(),
+    )
+
+
+def _assemble(
+    raw: pd.DataFrame,
+    rejected: pd.DataFrame,
+    id_copies: pd.DataFrame,
+    content_copies: pd.DataFrame,
+    altered: pd.DataFrame,
+) -> CleaningResult:
+    """Build both outputs from the raw frame and what Daft found, all addressed by raw row position."""
+    import numpy as np
+
+    n = len(raw)
+    reason = np.full(n, None, dtype=object)
+    length = np.zeros(n, dtype=np.int64)
+    first = np.full(n, -1, dtype=np.int64)
+    reason[rejected["_ordinal"].to_numpy()] = rejected["reject_reason"].to_numpy(dtype=object)
+    length[rejected["_ordinal"].to_numpy()] = rejected["_length"].fillna(0).to_numpy(dtype=np.int64)
+    for copies, code, first_column in (
+        (id_copies, "duplicate_review_id", "_id_first"),
+        (content_copies, "duplicate_content", "_content_first"),
+    ):
+        reason[copies["_ordinal"].to_numpy()] = code
+        first[copies["_ordinal"].to_numpy()] = copies[first_column].to_numpy()
+    is_rejected = np.zeros(n, dtype=bool)
+    for frame in (rejected, id_copies, content_copies):
+        is_rejected[frame["_ordinal"].to_numpy()] = True
+
+    # `take` copies the rows once; the fresh RangeIndex avoids a second copy by reset_index.
+    positions = np.flatnonzero(is_rejected)
+    quarantine = raw.take(positions)
+    quarantine.index = pd.RangeIndex(len(quarantine))
+    # An object column of str, as the quarantine has always had it.
+    quarantine["reject_reason"] = reason[positions]
+    details = _details(raw, positions, reason[positions], length[positions], first[positions])
+    quarantine["reject_detail"] = pd.array(details, dtype="string")
+
+    kept = np.flatnonzero(~is_rejected)
+    cleaned = raw.take(kept)
+    cleaned.index = pd.RangeIndex(len(cleaned))
+    del cleaned["_ingest_error"]
+    # Kept rows always have text; only those cleaning altered differ from the raw value.
+    text = cleaned["text"].to_numpy(dtype=object, copy=True)
+    altered_ordinals = altered["_ordinal"].to_numpy()
+    in_kept = ~is_rejected[altered_ordinals]
+    slot_in_kept = np.cumsum(~is_rejected) - 1
+    text[slot_in_kept[altered_ordinals[in_kept]]] = altered["_text_clean"].to_numpy(dtype=object)[in_kept]
+    cleaned["text"] = pd.array(text, dtype="string")
     cleaned["rating"] = cleaned["rating"].astype("int64")
-    return CleaningResult(
-        cleaned=cleaned.reset_index(drop=True), quarantine=quarantine.reset_index(drop=True)
+    return CleaningResult(cleaned=cleaned, quarantine=quarantine)
+
+
+def _details(
+    raw: pd.DataFrame,
+    positions: np.ndarray,
+    reasons: np.ndarray,
+    lengths: np.ndarray,
+    firsts: np.ndarray,
+) -> list[str]:
+    """`reject_detail` for the rejected rows at `positions` (one Python string each; they are few)."""
+    import numpy as np
+
+    def values(column: str, at: np.ndarray) -> np.ndarray:
+        return raw[column].take(at).to_numpy(dtype=object, na_value=None)
+
+    # Rows that are not duplicates have no first (-1); any row stands in, its values are not used.
+    first_at = np.maximum(firsts, 0)
+    review_ids, errors, ratings = (values(c, positions) for c in ("review_id", "_ingest_error", "rating"))
+    first_ids, first_files, first_lines = (
+        values(c, first_at) for c in ("review_id", "_source_file", "_source_line")
     )
-
-
-def _detail(row: dict) -> str:
-    reason = row["reject_reason"]
-    if reason == "invalid_type":
-        return str(row["_ingest_error"])
-    if reason == "rating_out_of_range":
-        return f"rating {int(row['rating'])} outside {RATING_RANGE[0]}..{RATING_RANGE[1]}"
-    if reason == "text_too_short":
-        return f"text has {len(row['_text_clean'])} characters after cleaning, minimum {MIN_TEXT_CHARS}"
-    if reason == "text_too_long":
-        return f"text has {len(row['_text_clean'])} characters after cleaning, maximum {MAX_TEXT_CHARS}"
-    if reason == "duplicate_review_id":
-        return f"review_id {row['review_id']} first delivered in {row['_id_first_file']} line {row['_id_first_line']}"
-    if reason == "duplicate_content":
-        return f"same user, product and text as review {row['_content_first_id']}"
-    if reason == "empty_text":
-        return "text is null, empty or only whitespace"
-    return reason.replace("_", " ")
+    low, high = RATING_RANGE
+    details: list[str] = []
+    for index, reason in enumerate(reasons):
+        if reason == "invalid_type":
+            detail = str(errors[index])
+        elif reason == "rating_out_of_range":
+            detail = f"rating {int(ratings[index])} outside {low}..{high}"
+        elif reason == "text_too_short":
+            detail = f"text has {lengths[index]} characters after cleaning, minimum {MIN_TEXT_CHARS}"
+        elif reason == "text_too_long":
+            detail = f"text has {lengths[index]} characters after cleaning, maximum {MAX_TEXT_CHARS}"
+        elif reason == "duplicate_review_id":
+            detail = (
+                f"review_id {review_ids[index]} first delivered in {first_files[index]} "
+                f"line {first_lines[index]}"
+            )
+        elif reason == "duplicate_content":
+            detail = f"same user, product and text as review {first_ids[index]}"
+        elif reason == "empty_text":
+            detail = "text is null, empty or only whitespace"
+        else:
+            detail = reason.replace("_", " ")
+        details.append(detail)
+    return details
