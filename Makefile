@@ -42,8 +42,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-bench: install  ## benchmarks (figures as ratios against a baseline measured in the same run)
-	$(BIN)/python -m benchmarks
+SIZE ?= 1000000
+EMBED_TEXTS ?= 2000
+bench: install  ## benchmark suite at SIZE reviews (figures as ratios against baselines measured in the same run)
+	$(BIN)/python -m benchmarks --size $(SIZE) --embed-texts $(EMBED_TEXTS) $(if $(STAGES),--stages $(STAGES))
 
 clean:
 	rm -rf $(PLATFORM_DATA_DIR)

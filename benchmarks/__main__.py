@@ -1,4 +1,5 @@
-"""`make bench`: run the benchmarks (all, or those named) and print their reports.
+"""`make bench`: the benchmark suite (`python -m benchmarks [--size N] [--embed-texts M] [--stages …]`), or one
+of the focused benchmarks by name (`python -m benchmarks lake_sync|feast_online|embedding|search [args]`).
 
 Figures are ratios against a baseline measured in the same run on the same data: these machines are noisy,
 so absolute times say little. Nothing here asserts a threshold.
@@ -9,26 +10,22 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = {
+FOCUSED = {
     "lake_sync": "benchmarks.lake_sync_bench",
     "feast_online": "benchmarks.feast_online_bench",
     "embedding": "benchmarks.embedding_bench",
+    "search": "benchmarks.search_bench",
+    "clean": "benchmarks.clean_baseline",
 }
 
 
 def main(argv: list[str]) -> int:
-    """Run the named benchmarks (default: all) one after another."""
-    names = argv or list(BENCHMARKS)
-    unknown = [name for name in names if name not in BENCHMARKS]
-    if unknown:
-        print(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHMARKS)}", file=sys.stderr)
-        return 2
-    for name in names:
-        print(f"=== {name} ===", flush=True)
-        code = importlib.import_module(BENCHMARKS[name]).main([])
-        if code:
-            return code
-    return 0
+    """Run one focused benchmark when named first, else the whole suite."""
+    if argv and argv[0] in FOCUSED:
+        return importlib.import_module(FOCUSED[argv[0]]).main(argv[1:])
+    from benchmarks.suite import main as suite_main
+
+    return suite_main(argv)
 
 
 if __name__ == "__main__":

@@ -82,10 +82,26 @@ def _jsonable(value: Any) -> Any:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def _gx_friendly(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer and float columns as float64 (NA becomes NaN, a null to GX as well): on pandas'
+    masked dtypes GX's range checks call a Python function per value, on float64 they are vectorised."""
+    masked = [
+        name
+        for name, dtype in frame.dtypes.items()
+        if pd.api.types.is_extension_array_dtype(dtype) and dtype.kind in "iuf"
+    ]
+    return frame.astype(dict.fromkeys(masked, "float64")) if masked else frame
+
+
 @lru_cache(maxsize=1)
 def _context() -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every batch under 1 GB by hashing the whole frame (about 1 s per million reviews);
+    # the fingerprint only labels a batch in stores that this ephemeral context throws away.
+    pandas_execution_engine.HASH_THRESHOLD = 0
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -98,7 +114,7 @@ def validate(frame: pd.DataFrame, suite: Suite) -> SuiteResult:
 
     # Vectors are checked elsewhere; GX would only slow down on them.
     columns = list(suite.columns) or [c for c in frame.columns if c != "vector"]
-    data = frame[[c for c in columns if c in frame.columns]]
+    data = _gx_friendly(frame[[c for c in columns if c in frame.columns]])
     with _lock:  # the ephemeral context's stores are not thread-safe
         context = _context()
         name = f"{suite.name}_{next(_names)}"
