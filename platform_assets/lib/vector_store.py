@@ -8,6 +8,7 @@ asset definition's metadata (`lancedb/table`, `lancedb/primary_key`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 VECTOR_COLUMN = "vector"
+# Below this many rows exact (flat) search is fast enough and an IVF index is not worth its build time.
+DEFAULT_INDEX_MIN_ROWS = 20_000
 
 
 def connect_lancedb(uri: str | None = None) -> lancedb.DBConnection:
@@ -76,7 +79,8 @@ class LanceDBResource(dg.ConfigurableResource):
         return open_table(self.connect(), name)
 
 
-def _to_arrow(obj: Any, vector_dim: int | None) -> pa.Table:
+def to_arrow(obj: Any, vector_dim: int | None) -> pa.Table:
+    """`obj` (a pandas frame or Arrow table) as Arrow, the vector column cast to fixed_size_list<float32>."""
     import pyarrow as pa
 
     table = obj if isinstance(obj, pa.Table) else pa.Table.from_pandas(obj, preserve_index=False)
@@ -97,7 +101,7 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
         description="LanceDB URI, a local path or s3://. Unset: PLATFORM_LANCEDB_URI, else $PLATFORM_DATA_DIR/lancedb.",
     )
     index_min_rows: int = Field(
-        default=20_000,
+        default=DEFAULT_INDEX_MIN_ROWS,
         description="Build an ANN index on the vector column once a table has this many rows; below it exact search is fast enough.",
     )
     vector_dim: int = Field(default=384, description="Width of the fixed-size vector column.")
@@ -118,7 +122,7 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
                 f"{context.asset_key.to_user_string()}: set metadata 'lancedb/primary_key' for merge-insert"
             )
         name = self._table_name(context)
-        data = _to_arrow(obj, self.vector_dim)
+        data = to_arrow(obj, self.vector_dim)
         db = self._db()
         table = open_table(db, name)
         if table is None:
@@ -140,7 +144,12 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
                 .execute(data)
             )
             mode = "merged"
-        index_note = self._maintain_indexes(table, definition_metadata)
+        index_note = maintain_indexes(
+            table,
+            definition_metadata.get("lancedb/scalar_indexes") or {},
+            index_min_rows=self.index_min_rows,
+            vector_dim=self.vector_dim,
+        )
         preview = data.slice(0, 10).to_pandas()
         context.add_output_metadata(
             {
@@ -157,32 +166,6 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def _maintain_indexes(self, table: lancedb.table.Table, definition_metadata: dict) -> str:
-        from lancedb.index import Bitmap, BTree, IvfPq, LabelList
-
-        scalar_configs = {"btree": BTree, "bitmap": Bitmap, "label_list": LabelList}
-        rows = table.count_rows()
-        if VECTOR_COLUMN not in table.schema.names:
-            return "none (no vector column)"
-        for column, kind in (definition_metadata.get("lancedb/scalar_indexes") or {}).items():
-            if not any(column in index.columns for index in table.list_indices()):
-                table.create_index(column, config=scalar_configs[str(kind).lower()]())
-        if has_vector_index(table):
-            # Folds new rows into the existing index and compacts the fragments left by merges.
-            table.optimize()
-            return f"IVF_PQ (cosine), updated; {rows} rows"
-        if rows < self.index_min_rows:
-            return f"none: {rows} rows < index_min_rows {self.index_min_rows} (exact search)"
-        # About a thousand rows per partition keeps IVF training well fed (it samples 256 per partition).
-        partitions = max(1, min(1024, rows // 1000))
-        table.create_index(
-            VECTOR_COLUMN,
-            config=IvfPq(
-                distance_type="cosine", num_partitions=partitions, num_sub_vectors=self.vector_dim // 8
-            ),
-        )
-        return f"IVF_PQ (cosine), built: {partitions} partitions, {self.vector_dim // 8} sub-vectors; {rows} rows"
-
     def load_input(self, context: dg.InputContext) -> lancedb.table.Table:
         name = (
             self._table_name(context.upstream_output)
@@ -193,3 +176,62 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
         if table is None:
             raise FileNotFoundError(f"LanceDB table {name!r} does not exist yet; materialize its asset first")
         return table
+
+
+def ivf_pq_params(rows: int, vector_dim: int) -> tuple[int, int]:
+    """(num_partitions, num_sub_vectors) of the IVF_PQ index for a table of `rows` vectors of `vector_dim`."""
+    # About a thousand rows per partition keeps IVF training well fed (it samples 256 per partition).
+    partitions = max(1, min(1024, rows // 1000))
+    # 8 dimensions per PQ sub-vector (48 for 384-d): the codes stay small and the refine step restores the
+    # exact order of the candidates (see NPROBES / REFINE_FACTOR in platform_assets/search.py).
+    return partitions, max(1, vector_dim // 8)
+
+
+def ensure_scalar_indexes(table: lancedb.table.Table, scalar_indexes: Mapping[str, str]) -> list[str]:
+    """Create the missing scalar indexes (`{column: "btree" | "bitmap" | "label_list"}`); returns their columns."""
+    from lancedb.index import Bitmap, BTree, LabelList
+
+    configs = {"btree": BTree, "bitmap": Bitmap, "label_list": LabelList}
+    indexed = {column for index in table.list_indices() for column in index.columns}
+    created = []
+    for column, kind in scalar_indexes.items():
+        if column not in indexed:
+            table.create_index(column, config=configs[str(kind).lower()]())
+            created.append(column)
+    return created
+
+
+def ensure_vector_index(table: lancedb.table.Table, *, index_min_rows: int, vector_dim: int) -> str:
+    """Build the IVF_PQ (cosine) index once the table has `index_min_rows` rows, else fold new rows into it.
+
+    Returns a one-line note for the asset's metadata.
+    """
+    from lancedb.index import IvfPq
+
+    rows = table.count_rows()
+    if has_vector_index(table):
+        # Folds new rows into the existing index and compacts the fragments left by merges.
+        table.optimize()
+        return f"IVF_PQ (cosine), updated; {rows} rows"
+    if rows < index_min_rows:
+        return f"none: {rows} rows < index_min_rows {index_min_rows} (exact search)"
+    partitions, sub_vectors = ivf_pq_params(rows, vector_dim)
+    table.create_index(
+        VECTOR_COLUMN,
+        config=IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=sub_vectors),
+    )
+    return f"IVF_PQ (cosine), built: {partitions} partitions, {sub_vectors} sub-vectors; {rows} rows"
+
+
+def maintain_indexes(
+    table: lancedb.table.Table,
+    scalar_indexes: Mapping[str, str],
+    *,
+    index_min_rows: int = DEFAULT_INDEX_MIN_ROWS,
+    vector_dim: int = 384,
+) -> str:
+    """The indexes the IO manager keeps after every write: the declared scalar ones, then the vector index."""
+    if VECTOR_COLUMN not in table.schema.names:
+        return "none (no vector column)"
+    ensure_scalar_indexes(table, scalar_indexes)
+    return ensure_vector_index(table, index_min_rows=index_min_rows, vector_dim=vector_dim)
