@@ -361,7 +361,7 @@ def _read_plain_csv_with_arrow(data: bytes) -> pa.Table | None:
     try:
         table = pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=header, block_size=16 << 20),
+            read_options=pacsv.ReadOptions(column_names=header),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.string()),
