@@ -257,6 +257,13 @@ def _type_arrow_column(column: pa.ChunkedArray, name: str, kind: ColumnType) -> 
             pass
     if plain_pattern is None or not is_string:
         return coerce_column(pd.Series(column.to_pandas()), name, kind)
+    try:  # the usual case, every value plain: one cast, no pattern match
+        stripped = pc.utf8_trim_whitespace(column) if kind == "int" else column
+        return _to_pandas(pc.cast(stripped, target), kind), pd.Series(
+            None, index=range(len(column)), dtype=object
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     plain = pc.fill_null(pc.match_substring_regex(column, plain_pattern), False)
     try:
         cleaned = pc.utf8_trim_whitespace(column) if kind == "int" else column
@@ -277,8 +284,9 @@ def _type_arrow_column(column: pa.ChunkedArray, name: str, kind: ColumnType) -> 
 
 
 def _arrow_strings(column: pa.ChunkedArray) -> pd.Series:
-    # Straight into pandas' string dtype, without an object column to validate first.
-    return pd.Series(column.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get), dtype="string")
+    # Through an object column: Arrow builds (and deduplicates) the Python strings in C++, and the cast to
+    # pandas' string dtype is then a quick check; about 3x faster than StringDtype.__from_arrow__.
+    return column.to_pandas().astype("string")
 
 
 def _to_pandas(array: pa.ChunkedArray, kind: ColumnType) -> pd.Series:
@@ -404,30 +412,35 @@ def read_landing(
     report = LandingReport()
     files, ignored = list_landing_files(landing_dir, include)
     report.ignored_files = [str(p.relative_to(landing_dir)) for p in ignored]
-    frames: list[pd.DataFrame] = []
-    for path in files:
-        relative = str(path.relative_to(landing_dir))
-        report.files.append(relative)
+
+    def read_typed(path: Path) -> pd.DataFrame | None:
         if path.stat().st_size == 0:
-            report.empty_files.append(relative)
-            report.rows_per_file[relative] = 0
-            continue
+            return None
         rows = _read_one(path)
         names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
         if len(rows) == 0 and len(names) <= 1:
-            report.rows_per_file[relative] = 0
-            continue
+            return _empty_frame(schema, [])
         missing = [name for name in schema if name not in names]
         if missing:
             raise LandingFileError(
                 f"{path}: missing required column(s) {missing}; found {[c for c in names if c != '_source_line']}"
             )
+        relative = str(path.relative_to(landing_dir))
         if isinstance(rows, pa.Table):
-            frames.append(_type_table(rows, schema, relative))
-        else:
-            rows["_source_file"] = relative
-            frames.append(_type_frame(rows, schema, relative))
-        report.rows_per_file[relative] = len(rows)
+            return _type_table(rows, schema, relative)
+        rows["_source_file"] = relative
+        return _type_frame(rows, schema, relative)
+
+    typed = [read_typed(path) for path in files]
+    frames: list[pd.DataFrame] = []
+    for path, frame in zip(files, typed, strict=True):
+        relative = str(path.relative_to(landing_dir))
+        report.files.append(relative)
+        report.rows_per_file[relative] = 0 if frame is None else len(frame)
+        if frame is None:
+            report.empty_files.append(relative)
+        elif len(frame):
+            frames.append(frame)
 
     extra_columns: list[str] = []
     for frame in frames:
