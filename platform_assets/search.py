@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from platform_assets.lib.embedding import embed_query
+from platform_assets.lib.embedding_backends import EMBEDDING_SPACE_COLUMN
 from platform_assets.lib.vector_store import VECTOR_COLUMN, connect_lancedb, has_vector_index, open_table
 
 if TYPE_CHECKING:
@@ -85,10 +86,20 @@ def semantic_search(
     if lance_table is None:
         raise SearchError(f"no LanceDB table {table!r} yet: materialize embedded/reviews first (make run)")
     columns = [c for c in RESULT_COLUMNS if c in lance_table.schema.names]
-    rows = search_vectors(lance_table, embed_query(query), k, where, columns=columns)
+    query_vector = embed_query(query, space=_embedding_space(lance_table))
+    rows = search_vectors(lance_table, query_vector, k, where, columns=columns)
     results = []
     for row in rows:
         result = {name: row.get(name) for name in columns}
         result["score"] = round(1.0 - float(row["_distance"]), 6)
         results.append(result)
     return results
+
+
+def _embedding_space(table: Any) -> str | None:
+    """The vector space the table was written in (embedded/reviews writes one per table), so the query is
+    embedded in the same one; None for a table written before spaces were recorded."""
+    if EMBEDDING_SPACE_COLUMN not in table.schema.names:
+        return None
+    rows = table.search().select([EMBEDDING_SPACE_COLUMN]).limit(1).to_list()
+    return rows[0][EMBEDDING_SPACE_COLUMN] if rows else None

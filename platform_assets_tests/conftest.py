@@ -46,6 +46,23 @@ def platform_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PlatformSet
     return point_platform_at(monkeypatch, tmp_path / "platform")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One model cache (the ONNX exports) for the whole session, so the export runs once, not per test.
+
+    It sets PLATFORM_MODEL_CACHE_DIR, which point_platform_at deliberately leaves alone: tests that isolate
+    their data directory still share the exported model.
+    """
+    path = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("PLATFORM_MODEL_CACHE_DIR")
+    os.environ["PLATFORM_MODEL_CACHE_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("PLATFORM_MODEL_CACHE_DIR", None)
+    else:
+        os.environ["PLATFORM_MODEL_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A real S3 API (moto's server mode) on a loopback port, for the whole test session."""

@@ -63,6 +63,11 @@ class S3Settings:
         return options
 
 
+# Embedding backends (platform_assets/lib/embedding_backends.py): auto picks ONNX fp32 when it verifiably agrees
+# with torch (torch fp16 on a GPU), else torch; onnx-int8 is an opt-in speed mode with a measured quality cost.
+EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
 @dataclass(frozen=True)
 class PlatformSettings:
     """Where the platform keeps its data and which services it talks to."""
@@ -92,6 +97,27 @@ class PlatformSettings:
             Path(os.path.expandvars(configured)).expanduser()
             if configured
             else self.data_dir / "lake_sync.yaml"
+        )
+
+    @property
+    def embed_backend(self) -> str:
+        """PLATFORM_EMBED_BACKEND: auto (default), torch, onnx or onnx-int8; ValueError names the variable."""
+        value = (_env("PLATFORM_EMBED_BACKEND") or "auto").strip().lower()
+        if value not in EMBED_BACKENDS:
+            raise ValueError(
+                f"PLATFORM_EMBED_BACKEND={_env('PLATFORM_EMBED_BACKEND')!r} is not an embedding backend; "
+                f"choose one of {', '.join(EMBED_BACKENDS)}"
+            )
+        return value
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Exported (ONNX) models: PLATFORM_MODEL_CACHE_DIR, else $PLATFORM_DATA_DIR/models."""
+        configured = _env("PLATFORM_MODEL_CACHE_DIR")
+        return (
+            Path(os.path.expandvars(configured)).expanduser().resolve()
+            if configured
+            else self.data_dir / "models"
         )
 
     def storage_options_for(self, uri: str) -> dict:

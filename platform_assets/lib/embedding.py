@@ -2,6 +2,11 @@
 
 Bulk embedding runs on Ray Data with an actor pool: each actor loads the model once and embeds batches.
 Queries are embedded in-process. Vectors are L2-normalised float32, so cosine similarity is a dot product.
+
+The backend (torch, ONNX fp32, ONNX int8; see embedding_backends.py) is resolved once in the driver, where
+the ONNX export and its verification happen; actors only load the cached file. Every vector belongs to the
+vector space of the backend that made it (`TextEmbedder.vector_space()`), and `content_hash` includes that
+space, so a vector from another backend is never taken for a current one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,15 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from platform_assets.lib.embedding_backends import (
+    BackendSpec,
+    Encoder,
+    RayBatchEncoder,
+    backend_for_space,
+    cuda_available,
+    normalise_backend,
+    resolve_backend,
+)
 from platform_assets.lib.ray_resource import RayResource
 
 if TYPE_CHECKING:
@@ -43,38 +57,33 @@ def load_model(device: str | None = None, threads: int | None = None) -> Sentenc
     return SentenceTransformer(model_path(), device=device)
 
 
-@lru_cache(maxsize=1)
-def _query_model() -> SentenceTransformer:
-    return load_model()
+@lru_cache(maxsize=4)
+def _encoder(spec: BackendSpec) -> Encoder:
+    """One encoder per resolved backend in this process (queries, and small batches embedded in-process)."""
+    return spec.load()
 
 
-def embed_query(text: str) -> np.ndarray:
-    """Embed one query string in this process (the model is loaded once and cached)."""
-    vector = _query_model().encode([text], normalize_embeddings=True, convert_to_numpy=True)
-    return vector[0].astype(np.float32)
+def embed_query(text: str, space: str | None = None) -> np.ndarray:
+    """Embed one query string in this process (the encoder is loaded once and cached).
+
+    `space`: the vector space of the table being searched (its `embedding_space` column); unset, the
+    configured backend (PLATFORM_EMBED_BACKEND). Pass it so a query meets an int8 table with int8 vectors.
+    """
+    backend = backend_for_space(space) if space else None
+    return _encoder(resolve_backend(backend)).encode([text])[0]
 
 
-def content_hash(text: str) -> str:
-    """Identifies an embedding's input: the model and the exact text. Unchanged hash → reuse the vector."""
-    return hashlib.sha256(f"{MODEL_NAME}\x00{text}".encode()).hexdigest()[:32]
+def content_hash(text: str, space_id: str) -> str:
+    """Identifies an embedding's input: the model, the vector space and the exact text.
+
+    Unchanged hash → reuse the vector. The space is part of it so that switching backend (say to onnx-int8)
+    never reuses a vector computed by another one.
+    """
+    return hashlib.sha256(f"{MODEL_NAME}\x00{space_id}\x00{text}".encode()).hexdigest()[:32]
 
 
-class _BatchEmbedder:
-    """A Ray Data actor: loads the model once, then embeds the batches it is given."""
-
-    def __init__(self, batch_size: int, threads: int, device: str | None) -> None:
-        self.model = load_model(device=device, threads=threads)
-        self.batch_size = batch_size
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = self.model.encode(
-            batch["text"].tolist(),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return {"key": batch["key"], "vector": vectors.astype(np.float32)}
+# Ray Data actor class (kept under its old name); it lives in embedding_backends so workers import no Dagster.
+_BatchEmbedder = RayBatchEncoder
 
 
 def _no_actor_restarts() -> dict[str, int]:
@@ -82,47 +91,107 @@ def _no_actor_restarts() -> dict[str, int]:
 
 
 class TextEmbedder(dg.ConfigurableResource):
-    """Embeds texts with all-MiniLM-L6-v2 on Ray (local or a cluster), one model per actor."""
+    """Embeds texts with all-MiniLM-L6-v2 on Ray (local or a cluster), one model per actor.
+
+    The backend (torch, ONNX fp32 or int8) is resolved in the driver before any actor starts; see
+    embedding_backends.py for how `auto` decides and which backends share a vector space.
+    """
 
     ray: RayResource
+    backend: str | None = Field(
+        default=None,
+        description="auto | torch | onnx | onnx-int8. Unset: PLATFORM_EMBED_BACKEND, else auto (ONNX fp32 on "
+        "CPU when it verifiably matches torch, torch fp16 on a GPU). onnx-int8 is faster but approximate.",
+    )
     actors: int = Field(
         default=1, description="Model actors in the pool; one per CPU core or GPU is a good start."
     )
-    batch_size: int = Field(default=128, description="Texts per model call.")
-    rows_per_block: int = Field(
-        default=512, description="Texts per Ray Data block (the unit handed to an actor)."
+    batch_size: int | None = Field(
+        default=None, description="Texts per model call. Unset: 512 on a GPU, 64 on CPU."
     )
-    threads_per_actor: int = Field(default=1, description="torch threads per actor (CPU).")
-    gpus_per_actor: float = Field(
-        default=0.0, description="GPUs per actor; > 0 schedules actors on GPU workers."
+    rows_per_block: int | None = Field(
+        default=None,
+        description="Texts per Ray Data block (the unit handed to an actor). Unset: the texts shared among the "
+        "actors, within 512..4096.",
+    )
+    threads_per_actor: int | None = Field(
+        default=None,
+        description="CPU threads per actor (torch or ONNX Runtime). Unset: a local Ray's CPUs shared among "
+        "the actors; 1 on a cluster.",
+    )
+    gpus_per_actor: float | None = Field(
+        default=None,
+        description="GPUs per actor; > 0 schedules actors on GPU workers. Unset: 1 when Ray is local and this "
+        "machine has a CUDA GPU, else 0.",
+    )
+    inline_max_texts: int = Field(
+        default=256,
+        description="With a local Ray, up to this many texts are embedded in this process: starting an actor "
+        "and loading the model costs more than encoding them.",
     )
 
+    def _gpus(self) -> float:
+        if self.gpus_per_actor is not None:
+            return self.gpus_per_actor
+        if self.ray.resolved_address():
+            return 0.0
+        return 1.0 if cuda_available() else 0.0
+
+    def backend_spec(self) -> BackendSpec:
+        """The backend this resource embeds with, resolved (exported and verified if needed) in this process."""
+        device = "cuda" if self._gpus() > 0 else "cpu"
+        return resolve_backend(normalise_backend(self.backend), device=device)
+
+    def vector_space(self) -> str:
+        """The id of the vector space this resource's vectors live in, e.g. minilm-l6-v2/fp32."""
+        return self.backend_spec().space_id
+
     def embed(self, keys: list[str], texts: list[str]) -> dict[str, np.ndarray]:
-        """Embed `texts`; return {key: 384-d normalised float32 vector}."""
+        """Embed `texts`; return {key: 384-d normalised float32 vector} in `vector_space()`.
+
+        Large inputs run on the Ray actor pool; with a local Ray, up to `inline_max_texts` run in this process.
+        """
         if not texts:
             return {}
+        # Resolve (and export) here, once, before any actor starts: actors only load the cached model.
+        spec = self.backend_spec()
+        gpus = self._gpus()
+        if len(texts) <= self.inline_max_texts and not self.ray.resolved_address():
+            vectors = _encoder(spec).encode(list(texts), batch_size=self.batch_size)
+            return dict(zip(keys, vectors, strict=True))
         import ray.data
 
         self.ray.connect()
-        blocks = max(1, min(len(texts) // self.rows_per_block + 1, 10_000))
+        threads = self._threads()
+        # Default: one block per actor, within 512..4096 texts. Each block is sorted by length inside the actor,
+        # so bigger blocks pad less, and on one machine fewer blocks means fewer round trips.
+        rows_per_block = self.rows_per_block or min(4096, max(512, -(-len(texts) // max(self.actors, 1))))
         import pandas as pd
 
-        dataset = ray.data.from_pandas(pd.DataFrame({"key": keys, "text": texts}), override_num_blocks=blocks)
+        # One frame per block, split here: from_pandas(override_num_blocks=…) splits with a deprecated pandas
+        # call and may cut blocks unevenly.
+        blocks = [
+            pd.DataFrame(
+                {"key": keys[start : start + rows_per_block], "text": texts[start : start + rows_per_block]}
+            )
+            for start in range(0, len(texts), rows_per_block)
+        ]
+        dataset = ray.data.from_pandas(blocks)
         with warnings.catch_warnings():
             # Ray deprecates ray_remote_args_fn for 2.64 with no replacement for max_restarts yet (pinned 2.60).
             warnings.simplefilter("ignore", DeprecationWarning)
             embedded = dataset.map_batches(
                 _BatchEmbedder,
                 fn_constructor_kwargs={
+                    "spec": spec.to_dict(),
+                    "threads": threads,
                     "batch_size": self.batch_size,
-                    "threads": self.threads_per_actor,
-                    "device": "cuda" if self.gpus_per_actor > 0 else "cpu",
                 },
                 compute=ray.data.ActorPoolStrategy(size=self.actors),
-                batch_size=self.rows_per_block,
+                batch_size=rows_per_block,
                 batch_format="numpy",
-                num_gpus=self.gpus_per_actor or None,
-                num_cpus=self.threads_per_actor if self.gpus_per_actor == 0 else None,
+                num_gpus=gpus or None,
+                num_cpus=threads if gpus == 0 else None,
                 # A restarted actor could not rebuild itself (its constructor arguments live in the object store);
                 # a failed embedding step is retried by Dagster instead.
                 ray_remote_args_fn=_no_actor_restarts,
@@ -135,3 +204,15 @@ class TextEmbedder(dg.ConfigurableResource):
         if missing:
             raise RuntimeError(f"embedding lost {missing} of {len(set(keys))} texts on Ray")
         return result
+
+    def _threads(self) -> int:
+        """Threads per actor: configured, else a local Ray's CPUs shared among the actors (1 on a cluster)."""
+        if self.threads_per_actor:
+            return self.threads_per_actor
+        if self.ray.resolved_address():
+            return 1
+        import ray
+
+        # Asking for more CPUs than the local Ray has would leave the actor pending forever.
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return max(1, cpus // max(self.actors, 1))

@@ -17,6 +17,7 @@ from platform_assets.defs.reviews.quality import (
 )
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder, content_hash
+from platform_assets.lib.embedding_backends import EMBEDDING_SPACE_COLUMN
 from platform_assets.lib.landing import LandingFileError, read_landing
 from platform_assets.lib.quality import score_metadata
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
@@ -148,12 +149,28 @@ def embedded_reviews(
     embedder: TextEmbedder,
     lancedb: LanceDBResource,
 ) -> pd.DataFrame:
-    """Embed new and changed texts on Ray; reuse the stored vector of every text that did not change."""
+    """Embed new and changed texts on Ray; reuse the stored vector of every text that did not change.
+
+    Every row records the vector space it was embedded in (`embedding_space`). A vector is reused only when
+    its text and its space both match; when the configured backend changed (say to onnx-int8), every stored
+    vector from the old space is embedded again, so one table never mixes vectors from two backends.
+    """
+    spec = embedder.backend_spec()  # resolves the backend (ONNX export and verification once) before Ray
+    space = spec.space_id
     frame = cleaned.copy()
-    frame["text_hash"] = [content_hash(text) for text in frame["text"]]
-    reusable = _stored_vectors(lancedb, frame)
+    frame["text_hash"] = [content_hash(text, space) for text in frame["text"]]
+    frame[EMBEDDING_SPACE_COLUMN] = space
+    reusable, other_spaces = _stored_vectors(lancedb, frame, space)
     to_embed = frame.loc[~frame["review_id"].isin(reusable.keys())]
-    context.log.info(f"embedding {len(to_embed)} texts, reusing {len(reusable)} stored vectors")
+    switched = sum(other_spaces.values())
+    if switched:
+        context.log.warning(
+            f"the table holds {switched} vectors of this batch from another embedding space ({other_spaces}); "
+            f"embedding all of them again with {spec.name} ({space}) so the table never mixes spaces"
+        )
+    context.log.info(
+        f"embedding {len(to_embed)} texts with {spec.name} ({spec.reason}), reusing {len(reusable)} stored vectors"
+    )
     fresh = embedder.embed(to_embed["review_id"].tolist(), to_embed["text"].tolist())
     vectors = {**reusable, **fresh}
     frame[VECTOR_COLUMN] = [vectors[review_id] for review_id in frame["review_id"]]
@@ -161,21 +178,40 @@ def embedded_reviews(
         {
             "embedded_rows": len(fresh),
             "reused_rows": len(reusable),
+            "reembedded_for_backend_change": switched,
             "embedding_model": MODEL_NAME,
+            "embedding_backend": spec.name,
+            "embedding_space": space,
+            "embedding_backend_reason": spec.reason,
+            "embedding_agreement_with_torch": dg.MetadataValue.json(spec.agreement or {}),
             "embedded_review_ids_sample": dg.MetadataValue.json(sorted(fresh)[:20]),
         }
     )
     return frame
 
 
-def _stored_vectors(lancedb: LanceDBResource, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Vectors already in the table whose review_id and text hash both match the new frame."""
+def _stored_vectors(
+    lancedb: LanceDBResource, frame: pd.DataFrame, space: str
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Reusable vectors, and how many of the frame's rows are stored in another space (by space).
+
+    Reusable: the stored row's review_id, text hash and embedding space all match the new frame. A table
+    written before spaces were recorded counts as space "unrecorded" and is embedded again once.
+    """
     table = lancedb.open_table(LANCEDB_TABLE)
     if table is None or "text_hash" not in table.schema.names:
-        return {}
-    stored = read_columns(table, ["review_id", "text_hash", VECTOR_COLUMN]).to_pandas()
-    merged = stored.merge(frame[["review_id", "text_hash"]], on=["review_id", "text_hash"], how="inner")
-    return {
+        return {}, {}
+    has_space = EMBEDDING_SPACE_COLUMN in table.schema.names
+    columns = ["review_id", "text_hash", VECTOR_COLUMN] + ([EMBEDDING_SPACE_COLUMN] if has_space else [])
+    stored = read_columns(table, columns).to_pandas()
+    if not has_space:
+        stored[EMBEDDING_SPACE_COLUMN] = "unrecorded"
+    current = stored["review_id"].isin(frame["review_id"])
+    other = stored.loc[current & (stored[EMBEDDING_SPACE_COLUMN] != space), EMBEDDING_SPACE_COLUMN]
+    same_space = stored.loc[stored[EMBEDDING_SPACE_COLUMN] == space]
+    merged = same_space.merge(frame[["review_id", "text_hash"]], on=["review_id", "text_hash"], how="inner")
+    reusable = {
         review_id: np.asarray(vector, dtype=np.float32)
         for review_id, vector in zip(merged["review_id"], merged[VECTOR_COLUMN], strict=True)
     }
+    return reusable, {str(name): int(count) for name, count in other.value_counts().items()}
