@@ -43,7 +43,7 @@ format: install
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 SIZE ?= 1000000
-EMBED_TEXTS ?= 2000
+EMBED_TEXTS ?= 4000
 bench: install  ## benchmark suite at SIZE reviews (figures as ratios against baselines measured in the same run)
 	$(BIN)/python -m benchmarks --size $(SIZE) --embed-texts $(EMBED_TEXTS) $(if $(STAGES),--stages $(STAGES))
 
