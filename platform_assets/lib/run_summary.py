@@ -46,7 +46,7 @@ class RunSummary:
                 self.rows[key] += int(metadata["dagster/row_count"])
             if "reasons" in metadata:
                 self.quarantine_reasons.setdefault(key, Counter()).update(dict(metadata["reasons"]))
-            for note in ("embedded_rows", "users", "entity_rows", "online_store"):
+            for note in ("embedded_rows", "embedding_backend", "users", "entity_rows", "online_store"):
                 if note in metadata:
                     self.notes[f"{key} {note}"] = str(metadata[note])
         for evaluation in result.get_asset_check_evaluations():
