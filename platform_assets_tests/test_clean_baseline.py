@@ -13,6 +13,7 @@ from platform_assets.defs.reviews.assets import REVIEW_SCHEMA
 from platform_assets.defs.reviews.cleaning import clean_reviews
 from platform_assets.defs.reviews.sample_data import write_sample_reviews
 from platform_assets.lib.landing import read_landing
+from platform_assets_tests.test_cleaning import raw_frame
 
 # Texts that exercise each cleaning step and the shortcut that skips texts needing none.
 EDGE_TEXTS = [
@@ -32,24 +33,6 @@ EDGE_TEXTS = [
     "Ünïcödé letters and digits ٣ here",
     "<b>ok</b> 😀",
 ]
-
-
-def raw_frame(rows: list[dict]) -> pd.DataFrame:
-    defaults = {
-        "review_id": None,
-        "product_id": "P1",
-        "user_id": "U1",
-        "rating": 4,
-        "text": "The battery lasts for days on one charge.",
-        "created_at": pd.Timestamp("2026-01-01", tz="UTC"),
-        "_source_file": "f.csv",
-        "_ingest_error": None,
-    }
-    frame = pd.DataFrame([{**defaults, **row, "_source_line": i + 2} for i, row in enumerate(rows)])
-    for name in ("review_id", "product_id", "user_id", "text", "_source_file", "_ingest_error"):
-        frame[name] = frame[name].astype("string")
-    frame["rating"] = frame["rating"].astype("Int64")
-    return frame
 
 
 def assert_same_outputs(raw: pd.DataFrame) -> None:
