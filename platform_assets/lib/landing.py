@@ -245,29 +245,25 @@ def _type_arrow_column(column: pa.ChunkedArray, name: str, kind: ColumnType) -> 
     plain_pattern = {"int": _PLAIN_INT, "timestamp": _PLAIN_TIMESTAMP}.get(kind)
     is_string = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     target = {"int": pa.int64(), "timestamp": _TIMESTAMP_TYPE}.get(kind)
+    no_errors = pd.Series(None, index=range(len(column)), dtype=object)
     if kind == "string" and is_string:
-        return _arrow_strings(column), pd.Series(None, index=range(len(column)), dtype=object)
+        return _arrow_strings(column), no_errors
     if target is not None and not is_string:
         # Typed columns (Parquet): an exact cast is the whole job; a lossy one goes value by value.
         try:
-            return _to_pandas(pc.cast(column, target), kind), pd.Series(
-                None, index=range(len(column)), dtype=object
-            )
+            return _to_pandas(pc.cast(column, target), kind), no_errors
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     if plain_pattern is None or not is_string:
         return coerce_column(pd.Series(column.to_pandas()), name, kind)
+    stripped = pc.utf8_trim_whitespace(column) if kind == "int" else column
     try:  # the usual case, every value plain: one cast, no pattern match
-        stripped = pc.utf8_trim_whitespace(column) if kind == "int" else column
-        return _to_pandas(pc.cast(stripped, target), kind), pd.Series(
-            None, index=range(len(column)), dtype=object
-        )
+        return _to_pandas(pc.cast(stripped, target), kind), no_errors
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     plain = pc.fill_null(pc.match_substring_regex(column, plain_pattern), False)
     try:
-        cleaned = pc.utf8_trim_whitespace(column) if kind == "int" else column
-        typed = pc.cast(pc.if_else(plain, cleaned, None), target)
+        typed = pc.cast(pc.if_else(plain, stripped, None), target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. a month 13 that looked plain
         return coerce_column(pd.Series(column.to_pandas()), name, kind)
     result = _to_pandas(typed, kind)

@@ -16,8 +16,8 @@ from platform_assets.defs.reviews.quality import (
     RawReviewsType,
 )
 from platform_assets.lib.config import get_settings
-from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder, content_hash
-from platform_assets.lib.embedding_backends import EMBEDDING_SPACE_COLUMN
+from platform_assets.lib.embedding import MODEL_NAME, TextEmbedder, content_hash
+from platform_assets.lib.embedding_backends import EMBEDDING_DIM, EMBEDDING_SPACE_COLUMN
 from platform_assets.lib.landing import LandingFileError, read_landing
 from platform_assets.lib.quality import score_metadata
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns

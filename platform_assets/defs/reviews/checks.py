@@ -13,7 +13,7 @@ import pandas as pd
 
 from platform_assets.defs.reviews.assets import CLEANED, EMBEDDED, FRESHNESS_LIMIT, QUARANTINE, RAW
 from platform_assets.defs.reviews.quality import CLEANED_SUITE, EMBEDDED_SUITE, QUARANTINE_SUITE, RAW_SUITE
-from platform_assets.lib.embedding import EMBEDDING_DIM
+from platform_assets.lib.embedding_backends import EMBEDDING_DIM
 from platform_assets.lib.quality import row_accounting_check, suite_check
 from platform_assets.lib.vector_store import VECTOR_COLUMN, read_columns
 
