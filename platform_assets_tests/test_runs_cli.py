@@ -11,16 +11,19 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
+import tenacity
 from click.testing import CliRunner, Result
 
-from platform_assets.ops.graphql_client import AssetNodeInfo, SelectionError, resolve_selection
+from platform_assets.ops.graphql import documents
+from platform_assets.ops.graphql.transport import GraphQLTransport
+from platform_assets.ops.graphql_client import DagsterWebserver, PlatformGraphQLError, RunNotFound
 from platform_assets.ops.runs_cli import URL_ENV, instance_cli, runs_cli
+from platform_assets.ops.selection import AssetNodeInfo, SelectionError, resolve_selection
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
 from platform_assets_tests.fixtures.dagster_dev import DagsterDev, dagster_dev
 from platform_assets_tests.fixtures.runs_location import FAILURE_MESSAGE
@@ -89,14 +92,18 @@ def status(server: DagsterDev, run_id: str) -> dict:
 
 def wait_for_status(server: DagsterDev, run_id: str, wanted: set[str], timeout: float = 180) -> str:
     """Poll until the run is in one of `wanted` (the daemon dequeues and a worker starts in the background)."""
-    deadline = time.monotonic() + timeout
-    current = ""
-    while time.monotonic() < deadline:
-        current = status(server, run_id)["status"]
-        if current in wanted:
-            return current
-        time.sleep(0.5)
-    raise AssertionError(f"run {run_id} still {current}, never reached {wanted}:\n{server.log_tail()}")
+
+    def never_reached(state: tenacity.RetryCallState) -> str:
+        current = state.outcome.result() if state.outcome is not None else ""
+        raise AssertionError(f"run {run_id} still {current}, never reached {wanted}:\n{server.log_tail()}")
+
+    poll = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda current: current not in wanted),
+        wait=tenacity.wait_fixed(0.5),
+        stop=tenacity.stop_after_delay(timeout),
+        retry_error_callback=never_reached,
+    )
+    return poll(lambda: status(server, run_id)["status"])
 
 
 @pytest.mark.slow
@@ -165,6 +172,11 @@ def test_single_steps_are_launched_by_asset_selection(server: DagsterDev) -> Non
     outputs = ok_json(invoke(runs_cli, "outputs", second, "--json", url=server.url))
     assert isinstance(outputs, dict)
     assert [m["asset_key"] for m in outputs["materializations"]] == ["doubled"]
+
+    # The same through Dagster's asset selection syntax (the UI's): the graph is the webserver's.
+    third = launch(server, "--select", 'group:tiny and not key:"numbers"')
+    assert wait(server, third).exit_code == 0
+    assert status(server, third)["asset_selection"] == ["doubled"]
 
 
 @pytest.mark.slow
@@ -264,15 +276,18 @@ def test_the_queue_holds_a_run_back_and_cancel_stops_both(server: DagsterDev) ->
 @pytest.mark.slow
 def test_daemons_report_healthy_and_check_passes(server: DagsterDev) -> None:
     # The daemons' first heartbeats arrive a few seconds after dagster dev serves; poll, then assert.
-    deadline = time.monotonic() + 120
-    report: dict = {}
-    while time.monotonic() < deadline:
+    def instance_report() -> dict:
         data = ok_json(invoke(instance_cli, "status", "--json", url=server.url))
         assert isinstance(data, dict)
-        report = data
-        if report["healthy"]:
-            break
-        time.sleep(2)
+        return data
+
+    poll = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda report: not report["healthy"]),
+        wait=tenacity.wait_fixed(2),
+        stop=tenacity.stop_after_delay(120),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else {},
+    )
+    report = poll(instance_report)
     assert report["healthy"], report
     assert all(d["healthy"] and d["last_heartbeat"] for d in report["daemons"] if d["required"])
     assert invoke(instance_cli, "status", "--check", url=server.url).exit_code == 0
@@ -289,6 +304,9 @@ def test_unknown_runs_and_jobs_are_one_line_errors(server: DagsterDev) -> None:
     )
     assert "unknown asset 'nope'" in one_line_error(
         invoke(runs_cli, "launch", "--select", "nope", url=server.url)
+    )
+    assert "no asset in group 'nope'" in one_line_error(
+        invoke(runs_cli, "launch", "--select", "group:nope", url=server.url)
     )
     # --url wins over the environment variable.
     result = CliRunner().invoke(
@@ -367,24 +385,52 @@ NODES = [
         "quarantine/reviews", ("raw/reviews",), (), "reviews", "loc", "__repository__", False, True
     ),
     AssetNodeInfo(
-        "embedded/reviews", ("cleaned/reviews",), (), "reviews", "loc", "__repository__", False, True
+        "embedded/reviews",
+        ("cleaned/reviews",),
+        (),
+        "reviews",
+        "loc",
+        "__repository__",
+        False,
+        True,
+        kinds=("lancedb",),
+        tags=(("tier", "gold"),),
     ),
     AssetNodeInfo("landing/files", (), ("raw/reviews",), "sources", "loc", "__repository__", False, False),
 ]
+ALL_REVIEWS = ["cleaned/reviews", "embedded/reviews", "quarantine/reviews", "raw/reviews"]
 
 
 @pytest.mark.parametrize(
     ("selection", "expected"),
     [
+        # The classic `--select` form: each `+` one level, `*` the whole way.
         ("cleaned/reviews", ["cleaned/reviews"]),
         ("raw/reviews+", ["cleaned/reviews", "quarantine/reviews", "raw/reviews"]),
-        ("raw/reviews++", ["cleaned/reviews", "embedded/reviews", "quarantine/reviews", "raw/reviews"]),
-        ("raw/reviews*", ["cleaned/reviews", "embedded/reviews", "quarantine/reviews", "raw/reviews"]),
+        ("raw/reviews++", ALL_REVIEWS),
+        ("raw/reviews*", ALL_REVIEWS),
         ("+embedded/reviews", ["cleaned/reviews", "embedded/reviews"]),
         # Upstream of raw is an external (non-materializable) asset: never launched.
         ("*embedded/reviews", ["cleaned/reviews", "embedded/reviews", "raw/reviews"]),
-        ("group:reviews", ["cleaned/reviews", "embedded/reviews", "quarantine/reviews", "raw/reviews"]),
+        ("group:reviews", ALL_REVIEWS),
         ("embedded/reviews, quarantine/reviews", ["embedded/reviews", "quarantine/reviews"]),
+        # Dagster's asset selection syntax (the UI's): a bare `+` is the whole way, `N+` N levels.
+        ('key:"raw/reviews"', ["raw/reviews"]),
+        ('key:"raw/reviews"+', ALL_REVIEWS),
+        ('key:"raw/reviews"+1', ["cleaned/reviews", "quarantine/reviews", "raw/reviews"]),
+        ('+key:"embedded/reviews"', ["cleaned/reviews", "embedded/reviews", "raw/reviews"]),
+        ('1+key:"embedded/reviews"', ["cleaned/reviews", "embedded/reviews"]),
+        ('key:"*reviews"', ALL_REVIEWS),
+        (
+            'group:reviews and not key:"raw/reviews"',
+            ["cleaned/reviews", "embedded/reviews", "quarantine/reviews"],
+        ),
+        ('key:"cleaned/reviews" or kind:lancedb', ["cleaned/reviews", "embedded/reviews"]),
+        ("tag:tier=gold", ["embedded/reviews"]),
+        (
+            'sinks(group:reviews), key:"raw/reviews"',
+            ["embedded/reviews", "quarantine/reviews", "raw/reviews"],
+        ),
     ],
 )
 def test_asset_selections_resolve_like_dagster_select(selection: str, expected: list[str]) -> None:
@@ -395,15 +441,69 @@ def test_asset_selections_resolve_like_dagster_select(selection: str, expected: 
     ("selection", "message"),
     [
         ("nope", "unknown asset 'nope'"),
+        ("nope+", "unknown asset 'nope'"),
+        ('key:"nope"', "unknown asset 'nope'"),
         ("group:none", "no asset in group 'none'"),
         ("", "empty asset selection"),
         ("raw/reviews,", "empty clause"),
         ("landing/files", "no materializable asset"),
+        ('key:"zzz*"', "no materializable asset"),
+        ("raw/reviews+ or", "cannot parse asset selection clause"),
+        # Run status lives in the instance, not in the asset graph the webserver describes.
+        ("status:FAILURE", "cannot resolve 'status:FAILURE'"),
     ],
 )
 def test_bad_asset_selections_are_named(selection: str, message: str) -> None:
     with pytest.raises(SelectionError, match=message):
         resolve_selection(selection, NODES)
+
+
+def test_every_graphql_document_is_valid_for_the_installed_dagster() -> None:
+    """A field renamed in a Dagster upgrade fails here, not in a user's terminal."""
+    import graphql
+    from dagster_graphql.schema import create_schema
+
+    schema = create_schema().graphql_schema
+    for document in documents.ALL:
+        assert graphql.validate(schema, graphql.parse(document)) == [], document
+
+
+def test_typed_graphql_errors_become_one_line_errors() -> None:
+    transport = GraphQLTransport("127.0.0.1:3000")
+    assert transport.url == "http://127.0.0.1:3000"
+    assert transport.expect({"__typename": "Run", "status": "QUEUED"}, "Run") == {
+        "__typename": "Run",
+        "status": "QUEUED",
+    }
+    with pytest.raises(RunNotFound, match=r"^run r1 not found on http://127.0.0.1:3000$"):
+        transport.expect({"__typename": "RunNotFoundError", "message": "x"}, "Run", run_id="r1")
+    invalid = {"__typename": "RunConfigValidationInvalid", "errors": [{"message": "a\nb"}, {"message": "c"}]}
+    with pytest.raises(PlatformGraphQLError, match=r"^RunConfigValidationInvalid: a; c$"):
+        transport.expect(invalid, "LaunchRunSuccess")
+    with pytest.raises(PlatformGraphQLError, match=r"^PythonError: boom$"):
+        transport.expect({"__typename": "PythonError", "message": "boom\n  traceback"}, "Runs")
+    with pytest.raises(PlatformGraphQLError, match="not a webserver URL"):
+        GraphQLTransport("ftp://host")
+
+
+def test_wait_polls_until_the_run_ends_and_gives_up_after_its_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    statuses = iter(["QUEUED", "STARTED", "SUCCESS"])
+    webserver = DagsterWebserver("http://127.0.0.1:1")
+    monkeypatch.setattr(webserver, "status", lambda run_id: next(statuses))
+    assert webserver.wait("r1", interval=0.01) == "SUCCESS"
+
+    monkeypatch.setattr(webserver, "status", lambda run_id: "STARTED")
+    with pytest.raises(PlatformGraphQLError, match=r"run r1 is still STARTED after 0.05 s"):
+        webserver.wait("r1", interval=0.01, timeout=0.05)
+
+    def missing(run_id: str) -> str:
+        raise RunNotFound(f"run {run_id} not found")
+
+    monkeypatch.setattr(webserver, "status", missing)
+    with pytest.raises(RunNotFound):
+        webserver.wait("r1", interval=0.01, timeout=5)
 
 
 def test_the_cli_module_imports_neither_dagster_nor_dagster_graphql() -> None:

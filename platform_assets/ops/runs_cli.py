@@ -1,10 +1,9 @@
 """`platform runs …` and `platform instance …`: launch and follow Dagster runs from a terminal or a script.
 
-The seed-004 pipeline task API (create/execute a whole pipeline or one step, per-step status, logs by level,
-output files, monitoring) mapped onto Dagster: a task is a run, a step is an asset's step, output files are
-asset materializations with their URIs. Every command talks to a Dagster webserver (`--url`, else
-$DAGSTER_WEBSERVER_URL, else http://127.0.0.1:3000) and prints JSON with `--json`. Errors are one line on
-stderr with exit status 1.
+Launch a whole job or one step (an asset selection), follow each step's status, read the logs by level and
+step, list what a run wrote (asset materializations with their URIs), watch the daemons and the run queue.
+Every command talks to a Dagster webserver (`--url`, else $DAGSTER_WEBSERVER_URL, else http://127.0.0.1:3000)
+and prints JSON with `--json`. Errors are one line on stderr with exit status 1.
 """
 
 from __future__ import annotations
@@ -95,9 +94,10 @@ def runs_cli() -> None:
     "--select",
     "selection",
     default=None,
-    help="Materialize these assets instead of a job, e.g. 'cleaned/reviews' (one step), "
-    "'raw/reviews+' (and its direct downstream), '*embedded/reviews' (and everything upstream), "
-    "'group:reviews'; comma-separated clauses add up.",
+    help="Materialize these assets instead of a job, in Dagster's asset selection syntax: "
+    "'cleaned/reviews' (one step), 'raw/reviews+' (and one level downstream), '*embedded/reviews' "
+    "(and everything upstream), 'group:reviews', or the UI's form, e.g. 'key:\"raw/reviews\"+' (and "
+    "everything downstream), '1+key:\"embedded/reviews\"', 'kind:parquet'; comma-separated clauses add up.",
 )
 @click.option("--partition", default=None, help="The partition key to run (partitioned assets and jobs).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="A run tag; repeat for more.")
