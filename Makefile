@@ -32,9 +32,7 @@ test: install  ## the test suite (CI runs this)
 	$(BIN)/pytest
 
 dev: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on $(HOST):$(PORT), metadata center on $(MC_HOST):$(MC_PORT)
-	@$(BIN)/platform metadata-center serve --host $(MC_HOST) --port $(MC_PORT) & mc=$$!; \
-	trap 'kill -TERM $$mc 2>/dev/null; wait $$mc' EXIT; \
-	METADATA_CENTER_URL=http://$(MC_HOST):$(MC_PORT) $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	PATH=$(BIN):$$PATH $(BIN)/platform dev --host $(HOST) --port $(PORT) --mc-host $(MC_HOST) --mc-port $(MC_PORT)
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

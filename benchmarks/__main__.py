@@ -21,6 +21,9 @@ FOCUSED = {
 
 def main(argv: list[str]) -> int:
     """Run one focused benchmark when named first, else the whole suite."""
+    from platform_assets.lib.runtime_env import apply_runtime_defaults
+
+    apply_runtime_defaults()
     if argv and argv[0] in FOCUSED:
         return importlib.import_module(FOCUSED[argv[0]]).main(argv[1:])
     from benchmarks.suite import main as suite_main

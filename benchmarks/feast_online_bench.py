@@ -1,4 +1,4 @@
-"""Online feature retrieval latency (seed 001 targets < 10 ms p99): Feast's SQLite online store, 1 and 100
+"""Online feature retrieval latency (target: < 10 ms p99): Feast's SQLite online store, 1 and 100
 entities, against a baseline of reading the same rows straight from the same SQLite file.
 
 The ratio is Feast's overhead (request building, deserialising protobuf values, response assembly) over the
@@ -56,8 +56,8 @@ def run(users: int = 5000, requests: int = 300) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="feast-bench-"))
     os.environ["PLATFORM_DATA_DIR"] = str(data_dir)
     os.environ.pop("FEAST_ONLINE_STORE", None)
-    from platform_assets.feature_repo.repo import feature_objects
-    from platform_assets.features import feature_store
+    from platform_assets.defs.features.repo import feature_objects
+    from platform_assets.defs.features.store import feature_store
     from platform_assets.lib.config import get_settings
 
     settings = get_settings()

@@ -1,4 +1,4 @@
-"""Lake sync benchmark: the seed's figures (config load < 100 ms, validation < 50 ms, cleanup ~1,000 files/s).
+"""Lake sync benchmark: the target figures (config load < 100 ms, validation < 50 ms, cleanup ~1,000 files/s).
 
 Each figure is reported with a baseline measured in the same run on the same data, and their ratio, because
 absolute times on a shared machine say little:

@@ -1,11 +1,6 @@
 """platform_assets: an AI data platform built on Dagster.
 
-Importing the package applies the process-wide environment defaults (no hub, no telemetry, loopback-only
-Ray) before any heavy library is imported.
+Importing the package changes nothing in the process. The entry points (the `platform` command, the code
+location in `definitions.py`, the metadata center's `__main__`, the tests) apply the runtime environment
+defaults themselves (`platform_assets.lib.runtime_env.apply_runtime_defaults`).
 """
-
-from platform_assets.lib.runtime_env import apply_runtime_defaults
-
-apply_runtime_defaults()
-
-__all__ = ["apply_runtime_defaults"]

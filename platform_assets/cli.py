@@ -16,6 +16,10 @@ EXAMPLE_QUERY = "battery dies too fast"
 @click.group()
 def main() -> None:
     """platform_assets: the AI data platform on Dagster."""
+    from platform_assets.lib.runtime_env import apply_runtime_defaults
+
+    # The command is where the process starts: set the environment before any heavy library loads.
+    apply_runtime_defaults()
 
 
 @main.command("sample-data")
@@ -37,15 +41,15 @@ def sample_data(rows: int, seed: int) -> None:
 @click.option("--no-sample", is_flag=True, help="Use the landing files as they are; write no sample data.")
 def run(rows: int, days: int, no_sample: bool) -> None:
     """Write sample data, materialize every domain with its checks, print a summary and an example search."""
+    from platform_assets.lib.domains import SampleSize
     from platform_assets.lib.instance import local_instance
-    from platform_assets.main_run import run_main, write_samples
+    from platform_assets.main_run import run_main
 
-    settings = get_settings()
-    if not no_sample:
-        write_samples(review_rows=rows, event_days=days)
     instance = local_instance()
-    click.echo(f"Materializing every domain (Dagster instance: {settings.dagster_home})")
-    summary = run_main(instance, echo=click.echo)
+    click.echo(f"Materializing every domain (Dagster instance: {get_settings().dagster_home})")
+    summary = run_main(
+        instance, size=None if no_sample else SampleSize(rows=rows, days=days), echo=click.echo
+    )
     click.echo(summary.render())
     if "embedded/reviews" in summary.partitions:
         try:
@@ -75,6 +79,53 @@ def search(query: str, k: int, where: str | None) -> None:
         raise click.ClickException(str(err)) from err
     for hit in hits:
         click.echo(json.dumps(hit, ensure_ascii=False, default=str))
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of the Dagster UI.")
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--mc-host", default="127.0.0.1", show_default=True, help="Address of the metadata center.")
+@click.option("--mc-port", default=8090, show_default=True, help="Port of the metadata center.")
+def dev(host: str, port: int, mc_host: str, mc_port: int) -> None:
+    """The Dagster UI and daemon, with the metadata center beside them; Ctrl-C stops both."""
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    from platform_assets.lib.processes import stop_session
+    from platform_assets.metadata_center.embedded import EmbeddedMetadataCenter, MetadataCenterStartError
+
+    settings = get_settings()
+    location = (
+        ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "platform_assets.definitions"]
+    )
+    try:
+        service = EmbeddedMetadataCenter(settings.data_dir, host=mc_host, port=mc_port)
+        service.start()
+    except MetadataCenterStartError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"metadata center at {service.url} (log: {service.log_path})")
+    env = {**os.environ, "METADATA_CENTER_URL": service.url}
+    # Ctrl-C, and SIGTERM from a supervisor or a script, stop both services (also when started in the
+    # background, where SIGINT arrives ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    ui = subprocess.Popen(
+        ["dagster", "dev", *location, "-h", host, "-p", str(port)], env=env, start_new_session=True
+    )
+    try:
+        ui.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        # dagster dev shuts its webserver and daemon down on SIGINT, not SIGTERM.
+        stop_session(ui, first_signal=signal.SIGINT)
+        service.stop()
 
 
 @main.group("features")

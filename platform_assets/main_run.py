@@ -1,198 +1,224 @@
-"""The main run behind `make run`: every domain materialized on the sample data, in dependency order."""
+"""The main run behind `make run`: every domain's assets, in the asset graph's order.
+
+Nothing here names a domain. The plan comes from the graph:
+- assets are grouped into stages: an asset runs in the stage of its latest parent, or one stage later when
+  the parent has other partitions (one run cannot mix partitions definitions);
+- an unpartitioned group is one run of its assets (with their checks);
+- a partitioned group runs the partitions that the domain's own sensors request right now (the same
+  requests the daemon would act on, dynamic partitions included), in order. A partition whose request was
+  already run successfully (the same run key) is not run again. A partitioned group that no sensor targets
+  is left to its schedules (lake sync: it needs a collection node over SSH).
+Before that, every domain that has `sample_data.write_sample` writes its sample data, and the metadata
+center is started for the run when none answers at METADATA_CENTER_URL.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import hashlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from platform_assets.lib.config import get_settings
+from platform_assets.lib.domains import DOMAINS_PACKAGE, SampleSize, load_domains
 from platform_assets.lib.run_summary import RunSummary
 
+DEFAULT_SAMPLE = SampleSize()
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The tag that records which sensor request (and which stage of the plan) a main-run run carried out.
+MAIN_RUN_KEY_TAG = "platform/main_run_key"
 
 
 @dataclass(frozen=True)
-class Step:
-    """One job run: a job, optionally one partition or a subset of its assets."""
+class Stage:
+    """Assets that run together: one run (unpartitioned) or one run per requested partition."""
 
-    label: str
-    job: str
-    partition: str | None = None
-    assets: tuple[dg.AssetKey, ...] = field(default_factory=tuple)
-    domain: str = ""
-    tags: tuple[tuple[str, str], ...] = ()
-    dynamic_partition: tuple[str, str] | None = None
+    index: int
+    assets: tuple[dg.AssetKey, ...]
+    partitions_def: dg.PartitionsDefinition | None
+    groups: tuple[str, ...]
 
+    @property
+    def label(self) -> str:
+        """A short name for output: the asset groups it covers."""
+        return ", ".join(self.groups)
 
-def write_samples(review_rows: int = 2000, event_days: int = 7) -> None:
-    """Deterministic sample data for every domain (files whose content would not change are left alone)."""
-    from platform_assets.defs.reviews.sample_data import write_sample_reviews
-    from platform_assets.defs.user_events.sample_data import write_sample_events
-
-    settings = get_settings()
-    write_sample_reviews(settings.landing_dir_for("reviews"), rows=review_rows)
-    write_sample_events(settings.landing_dir_for("user_events"), days=event_days)
+    @property
+    def signature(self) -> str:
+        """Stable for the same set of assets, so a request is recognised as done by the same stage only."""
+        names = "\n".join(sorted(key.to_user_string() for key in self.assets))
+        return hashlib.sha256(names.encode()).hexdigest()[:12]
 
 
-def delivered_days() -> list[str]:
-    """The daily partitions that have a user-events file in the landing zone."""
-    from platform_assets.defs.user_events.assets import daily
-    from platform_assets.lib.landing import list_landing_files
+@dataclass
+class PlannedRun:
+    """One run of a stage: a partition (and the tags of the sensor request behind it) or the whole stage."""
 
-    files, _ = list_landing_files(get_settings().landing_dir_for("user_events"))
-    names = " ".join(path.name for path in files)
-    return [key for key in daily.get_partition_keys() if key in names]
+    stage: Stage
+    partition_key: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    run_key: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the run is named in the output and the summary."""
+        return f"{self.stage.label} {self.partition_key}" if self.partition_key else self.stage.label
 
 
-@contextmanager
-def metadata_center_available(echo: Callable[[str], None]) -> Iterator[str]:
-    """The configured metadata center when it answers; otherwise the embedded one, started for this run."""
-    from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterUnavailable
+def plan_stages(defs: dg.Definitions) -> list[Stage]:
+    """The materializable assets of `defs` grouped into stages, in an order that respects every dependency."""
+    graph = defs.resolve_asset_graph()
+    stage_of: dict[dg.AssetKey, int] = {}
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        stage = 0
+        for parent in node.parent_keys:
+            if parent in stage_of:
+                crossing = graph.get(parent).partitions_def != node.partitions_def
+                stage = max(stage, stage_of[parent] + int(crossing))
+        stage_of[key] = stage
+    grouped: dict[tuple[int, int], list[dg.AssetKey]] = {}
+    definitions: list[dg.PartitionsDefinition | None] = []
+    for key, stage in stage_of.items():
+        partitions_def = graph.get(key).partitions_def
+        if partitions_def not in definitions:
+            definitions.append(partitions_def)
+        grouped.setdefault((stage, definitions.index(partitions_def)), []).append(key)
+    stages = []
+    for (index, definition_index), keys in sorted(grouped.items()):
+        groups = tuple(sorted({graph.get(key).group_name or "default" for key in keys}))
+        stages.append(Stage(index, tuple(keys), definitions[definition_index], groups))
+    return stages
 
-    client = MetadataCenterClient()
+
+def _requested_runs(
+    stage: Stage,
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    evaluated: dict[str, list[dg.RunRequest]],
+) -> list[PlannedRun]:
+    """What the sensors that target any of the stage's assets request now (each sensor evaluated once)."""
+    runs: list[PlannedRun] = []
+    for sensor in defs.sensors or []:
+        targeted = set()
+        for target in sensor.targets:
+            targeted |= set(defs.resolve_job_def(target.job_name).asset_layer.executable_asset_keys)
+        if not targeted & set(stage.assets):
+            continue
+        if sensor.name not in evaluated:
+            evaluated[sensor.name] = _evaluate_sensor(sensor, defs, instance)
+        for request in evaluated[sensor.name]:
+            if request.partition_key is not None:
+                runs.append(PlannedRun(stage, request.partition_key, dict(request.tags), request.run_key))
+    return runs
+
+
+def _evaluate_sensor(
+    sensor: dg.SensorDefinition, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> list[dg.RunRequest]:
+    """One tick of `sensor` with a fresh cursor; its dynamic-partition requests are applied to the instance.
+
+    The sensor function is invoked directly: Dagster's tick evaluation would validate a dynamic partition
+    key before the same tick's request to add it is applied.
+    """
+    resources = {key: (defs.resources or {})[key] for key in sensor.required_resource_keys}
+    # A sensor's context.log prints at INFO; in the main run its requests speak for it.
+    logging.disable(logging.INFO)
     try:
-        client.health()
-        yield client.url
-        return
-    except MetadataCenterUnavailable:
-        pass
-    settings = get_settings()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    log = (settings.data_dir / "metadata_center.log").open("a")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "platform_assets.metadata_center",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    previous = os.environ.get("METADATA_CENTER_URL")
-    os.environ["METADATA_CENTER_URL"] = url
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                MetadataCenterClient(url=url).health()
-                break
-            except MetadataCenterUnavailable:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the embedded metadata center did not start; see {log.name}"
-                    ) from None
-                time.sleep(0.3)
-        echo(f"  started the embedded metadata center at {url} (make dev keeps one running)")
-        yield url
+        with dg.build_sensor_context(
+            instance=instance, definitions=defs, sensor_name=sensor.name, resources=resources
+        ) as context:
+            result = sensor(context)
     finally:
-        if previous is None:
-            os.environ.pop("METADATA_CENTER_URL", None)
-        else:
-            os.environ["METADATA_CENTER_URL"] = previous
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+        logging.disable(logging.NOTSET)
+    if isinstance(result, dg.SkipReason) or result is None:
+        return []
+    if isinstance(result, dg.RunRequest):
+        return [result]
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return list(result.run_requests or [])
+    return [request for request in result if isinstance(request, dg.RunRequest)]
 
 
-def register_sample_dataset() -> Step:
-    """Register the sample export (a new version only when it changed) and return the run that processes it."""
-    from platform_assets.defs.registrations.assets import VERSION_TAG, registered_datasets
-    from platform_assets.defs.registrations.sample_data import sample_registration, write_sample_orders
-    from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterError
-
-    settings = get_settings()
-    payload = sample_registration(write_sample_orders(settings.data_dir / "exports" / "sample_orders"))
-    client = MetadataCenterClient()
-    try:
-        latest = client.get(payload["dataset_id"])
-        changed = latest["size_bytes"] != payload["size_bytes"] or latest["row_count"] != payload["row_count"]
-    except MetadataCenterError as err:
-        if err.status != 404:
-            raise
-        latest, changed = None, True
-    version = client.register(payload)["version"] if changed else latest["version"]
-    return Step(
-        f"registered {payload['dataset_id']} v{version}",
-        "registered_datasets_job",
-        partition=payload["dataset_id"],
-        domain="registrations",
-        tags=((VERSION_TAG, str(version)),),
-        dynamic_partition=(registered_datasets.name, payload["dataset_id"]),
+def _already_done(instance: dg.DagsterInstance, main_run_key: str) -> bool:
+    runs = instance.get_runs(
+        filters=dg.RunsFilter(tags={MAIN_RUN_KEY_TAG: main_run_key}, statuses=[dg.DagsterRunStatus.SUCCESS]),
+        limit=1,
     )
-
-
-def main_steps() -> list[Step]:
-    """The runs that materialize every domain once, in order."""
-    from platform_assets.defs.features.assets import FEAST_REPOSITORY
-
-    steps = [Step("reviews", "reviews_job", domain="reviews")]
-    steps.append(Step("feast apply", "features_job", assets=(FEAST_REPOSITORY,), domain="features"))
-    steps += [
-        Step(f"user_events {day}", "user_events_job", partition=day, domain="features")
-        for day in delivered_days()
-    ]
-    steps.append(Step("training set", "features_job", domain="features"))
-    return steps
+    return bool(runs)
 
 
 def run_main(
-    instance: dg.DagsterInstance, steps: list[Step] | None = None, echo: Callable[[str], None] = print
+    instance: dg.DagsterInstance,
+    size: SampleSize | None = DEFAULT_SAMPLE,
+    echo: Callable[[str], None] = print,
+    package: str = DOMAINS_PACKAGE,
 ) -> RunSummary:
-    """Run `steps` (default: every domain) in process; a failed step stops the rest of its domain only."""
-    from platform_assets.definitions import defs
+    """Write sample data (unless `size` is None) and materialize every domain under `package` in process.
 
+    A failed run skips the stages that depend on its assets; the rest goes on.
+    """
+    from platform_assets.definitions import build_defs
+    from platform_assets.metadata_center.embedded import metadata_center_for_run
+
+    defs = build_defs(package)
     summary = RunSummary()
-    failed_domains: set[str] = set()
-    if steps is None:
-        steps = main_steps()
-        with metadata_center_available(echo):
-            steps.append(register_sample_dataset())
-            _run_steps(instance, steps, summary, failed_domains, echo, defs)
-        return summary
-    _run_steps(instance, steps, summary, failed_domains, echo, defs)
+    with metadata_center_for_run(get_settings().data_dir, echo):
+        if size is not None:
+            for domain in load_domains(package):
+                writer = domain.sample_writer()
+                if writer is not None:
+                    writer(size)
+        _run_stages(defs, instance, summary, echo)
     return summary
 
 
-def _run_steps(
-    instance: dg.DagsterInstance,
-    steps: list[Step],
-    summary: RunSummary,
-    failed_domains: set[str],
-    echo: Callable[[str], None],
-    defs: dg.Definitions,
+def _run_stages(
+    defs: dg.Definitions, instance: dg.DagsterInstance, summary: RunSummary, echo: Callable[[str], None]
 ) -> None:
-    for step in steps:
-        if step.domain in failed_domains:
-            echo(f"  skipped {step.label} (an earlier step of {step.domain} failed)")
-            continue
-        echo(f"  running {step.label} …")
-        if step.dynamic_partition:
-            instance.add_dynamic_partitions(step.dynamic_partition[0], [step.dynamic_partition[1]])
-        result = defs.resolve_job_def(step.job).execute_in_process(
-            instance=instance,
-            partition_key=step.partition,
-            asset_selection=list(step.assets) or None,
-            tags=dict(step.tags),
-            raise_on_error=False,
-            run_config=QUIET,
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_implicit_global_asset_job_def()
+    failed: set[dg.AssetKey] = set()
+    evaluated: dict[str, list[dg.RunRequest]] = {}
+    for stage in plan_stages(defs):
+        blocked = sorted(
+            {parent.to_user_string() for key in stage.assets for parent in graph.get(key).parent_keys}
+            & {key.to_user_string() for key in failed}
         )
-        summary.add(step.label, result)
-        if not result.success:
-            failed_domains.add(step.domain)
+        if blocked:
+            echo(f"  skipped {stage.label} (upstream failed: {', '.join(blocked)})")
+            failed |= set(stage.assets)
+            continue
+        if stage.partitions_def is None:
+            runs = [PlannedRun(stage)]
+        else:
+            runs = _requested_runs(stage, defs, instance, evaluated)
+        done = 0
+        for run in runs:
+            main_run_key = f"{stage.signature}:{run.run_key}" if run.run_key else None
+            if main_run_key and _already_done(instance, main_run_key):
+                done += 1
+                continue
+            echo(f"  running {run.label} …")
+            tags = {**run.tags, **({MAIN_RUN_KEY_TAG: main_run_key} if main_run_key else {})}
+            result = job.execute_in_process(
+                instance=instance,
+                partition_key=run.partition_key,
+                asset_selection=list(stage.assets),
+                tags=tags,
+                raise_on_error=False,
+                run_config=QUIET,
+            )
+            summary.add(run.label, result)
+            if not result.success:
+                failed |= set(stage.assets)
+                break
+        if done:
+            summary.skipped.append(f"{stage.label}: {done} partition(s) already done, unchanged")

@@ -1,4 +1,4 @@
-"""The Python SDK of seed 000: find a registered dataset and read or mount its files.
+"""The Python SDK: find a registered dataset and read or mount its files.
 
     from platform_assets.sdk import Dataset
 

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-import platform_assets  # noqa: F401 - applies the runtime environment defaults before anything heavy loads
 from platform_assets.lib.config import PlatformSettings, get_settings
+from platform_assets.lib.runtime_env import apply_runtime_defaults
+
+# The test session is a process start: set the environment before anything heavy loads.
+apply_runtime_defaults()
 
 PLATFORM_VARIABLES = (
     "PLATFORM_DATA_DIR",

@@ -1,4 +1,5 @@
-"""The real metadata center as a subprocess on a free loopback port, for tests (and the Dagster e2e test).
+"""The real metadata center as a subprocess on a free loopback port, for tests (and the Dagster e2e test),
+started by the same code as `make run` and `make dev` (`platform_assets.metadata_center.embedded`).
 
     with metadata_center(tmp_path / "platform") as service:
         url, api_key, webhook_secret = service         # or service.url, service.client(), service.restart()
@@ -7,9 +8,7 @@
 (a fresh SQLite database per test). For the production backend, `postgres_database()` creates a fresh
 database on the local PostgreSQL (127.0.0.1:5432, user postgres, trust auth; started with pg_ctlcluster when
 it is not running) and drops it afterwards; pass its URL as `db_url`. `postgres_url` is the same as a
-session-scoped fixture. Without a reachable Postgres, tests fail under CI=true and are skipped elsewhere. The service runs `python -m platform_assets.metadata_center serve` in a
-session of its own, with a generated API key and webhook secret, and is stopped (its session signalled) on
-exit. Its log is `service.log_path`; failures to start raise MetadataCenterStartError with the log's tail.
+session-scoped fixture. Without a reachable Postgres, tests fail under CI=true and are skipped elsewhere. The service runs with a generated API key and webhook secret and is stopped on exit. Its log is `service.log_path`; failures to start raise MetadataCenterStartError with the log's tail.
 """
 
 from __future__ import annotations
@@ -18,24 +17,20 @@ import copy
 import os
 import secrets
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterUnavailable
+from platform_assets.metadata_center.embedded import EmbeddedMetadataCenter
 from platform_assets.metadata_center.webhooks import generate_secret
-from platform_assets_tests.conftest import PROJECT_ROOT, free_port, in_ci
-from platform_assets_tests.fixtures.processes import stop_session
+from platform_assets_tests.conftest import in_ci
 
-READY_TIMEOUT_S = 60.0
 POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # Variables the service reads; the child gets exactly what the caller passes, nothing inherited.
 SERVICE_VARIABLES = (
@@ -50,7 +45,7 @@ SERVICE_VARIABLES = (
 )
 
 
-# The registration of seed 000, as Alldata sends it.
+# A registration as Alldata sends it (the example of docs/metadata_center.md).
 SEED_PAYLOAD: dict[str, Any] = {
     "dataset_id": "sales_training_2024_01",
     "name": "销售数据训练集 v1.0",
@@ -75,96 +70,22 @@ SEED_PAYLOAD: dict[str, Any] = {
 
 
 def seed_payload(dataset_id: str | None = None, **changes: Any) -> dict[str, Any]:
-    """The seed's registration (seed 000) with a unique dataset_id unless given, and `changes` applied."""
+    """That registration with a unique dataset_id unless given, and `changes` applied."""
     payload = copy.deepcopy(SEED_PAYLOAD)
     payload["dataset_id"] = dataset_id or f"sales_{uuid.uuid4().hex[:10]}"
     payload.update(changes)
     return payload
 
 
-class MetadataCenterStartError(RuntimeError):
-    """The service did not become healthy; the message carries the end of its log."""
-
-
 @dataclass
-class RunningMetadataCenter:
-    """A running service. Unpacks as (url, api_key, webhook_secret)."""
+class RunningMetadataCenter(EmbeddedMetadataCenter):
+    """A running service (the package's `EmbeddedMetadataCenter`) that also knows its webhook secret.
+    Unpacks as (url, api_key, webhook_secret)."""
 
-    url: str
-    api_key: str
-    webhook_secret: str
-    db_url: str
-    data_dir: Path
-    log_path: Path
-    env: dict[str, str] = field(repr=False)
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    webhook_secret: str = ""
 
     def __iter__(self) -> Iterator[str]:
         return iter((self.url, self.api_key, self.webhook_secret))
-
-    def client(self, api_key: str | None = None) -> MetadataCenterClient:
-        """A client with the service's key (or `api_key`; pass "" for none)."""
-        return MetadataCenterClient(self.url, self.api_key if api_key is None else api_key)
-
-    def log(self) -> str:
-        """The service's output so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def start(self) -> None:
-        """Start the process and wait until /healthz answers."""
-        command = [
-            sys.executable,
-            "-m",
-            "platform_assets.metadata_center",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--db",
-            self.db_url,
-        ]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=PROJECT_ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        probe = MetadataCenterClient(self.url, self.api_key, timeout_s=2.0)
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise MetadataCenterStartError(
-                    f"metadata center exited with {self.process.returncode}:\n{self.log()[-3000:]}"
-                )
-            try:
-                probe.health()
-                return
-            except MetadataCenterUnavailable:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise MetadataCenterStartError(
-                        f"metadata center not healthy after {READY_TIMEOUT_S:.0f}s:\n{self.log()[-3000:]}"
-                    ) from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        """SIGTERM the service's session (a graceful shutdown), SIGKILL what is left."""
-        if self.process is not None and self.process.poll() is None:
-            stop_session(self.process, grace_seconds=15.0)
-        self.process = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same port, database and data directory."""
-        self.stop()
-        self.start()
 
 
 @contextmanager
@@ -200,16 +121,12 @@ def metadata_center(
         PYTHONUNBUFFERED="1",
     )
     env.update(extra_env or {})
-    port = free_port()
     service = RunningMetadataCenter(
-        url=f"http://127.0.0.1:{port}",
+        data_dir=data_dir,
         api_key=api_key,
         webhook_secret=webhook_secret,
         db_url=db_url or f"sqlite:///{data_dir / 'metadata_center.db'}",
-        data_dir=data_dir,
-        log_path=data_dir / "metadata_center.log",
         env=env,
-        port=port,
     )
     service.start()
     try:

@@ -25,7 +25,8 @@ HEAVY_MODULES = [
 
 
 def graph_snapshot() -> dict:
-    """Asset keys with deps and groups, checks (blocking or not), jobs, schedules and sensors."""
+    """Asset keys with deps and groups, checks (blocking or not), jobs with their assets and checks, schedules
+    and sensors."""
     graph = defs.resolve_asset_graph()
     assets = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
@@ -43,7 +44,17 @@ def graph_snapshot() -> dict:
     return {
         "assets": assets,
         "checks": checks,
-        "jobs": sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__")),
+        "jobs": {
+            job.name: {
+                "assets": sorted(key.to_user_string() for key in job.asset_layer.executable_asset_keys),
+                "checks": sorted(
+                    f"{key.asset_key.to_user_string()}:{key.name}"
+                    for key in job.asset_layer.asset_graph.asset_check_keys
+                ),
+            }
+            for job in defs.resolve_all_job_defs()
+            if not job.name.startswith("__")
+        },
         "schedules": sorted(f"{s.name} [{s.cron_schedule}]" for s in defs.schedules or []),
         "sensors": sorted(s.name for s in defs.sensors or []),
     }
@@ -101,3 +112,29 @@ def test_workspace_yaml_points_at_the_definitions_module() -> None:
 
     workspace = yaml.safe_load((PROJECT_ROOT / "workspace.yaml").read_text())
     assert workspace["load_from"][0]["python_module"]["module_name"] == "platform_assets.definitions"
+
+
+def test_importing_the_package_changes_nothing_in_the_process() -> None:
+    """The environment and warning filters are set by the entry points, not by `import platform_assets`."""
+    script = (
+        "import os, sys, json, warnings\n"
+        "env, filters = dict(os.environ), list(warnings.filters)\n"
+        "import platform_assets, platform_assets.search, platform_assets.features, platform_assets.sdk\n"
+        "changed = sorted(k for k in set(env) | set(os.environ) if env.get(k) != os.environ.get(k))\n"
+        "ours = [str(f[1].pattern) for f in warnings.filters if f not in filters and f[1] is not None\n"
+        "        and 'preview|beta' in f[1].pattern]\n"
+        "print(json.dumps({'env': changed, 'filters': ours}))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED")}
+    completed = subprocess.run(
+        [sys.executable, "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+        env=environment,
+    )
+    assert completed.returncode == 0, completed.stderr
+    # (numpy adds filters of its own on import; only the platform's would be a side effect of ours.)
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"env": [], "filters": []}

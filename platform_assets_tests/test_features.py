@@ -225,7 +225,7 @@ def test_redis_online_store(pipeline, tmp_path: Path, monkeypatch: pytest.Monkey
         monkeypatch.setenv("FEAST_ONLINE_STORE", url)
         store = feature_store()
         assert store.config.online_store.type == "redis"
-        from platform_assets.feature_repo.repo import feature_objects
+        from platform_assets.defs.features.repo import feature_objects
 
         store.apply(feature_objects(settings))
         store.materialize(

@@ -275,7 +275,7 @@ def test_lineage_record_merge_and_replace(client: MetadataCenterClient) -> None:
         "downstream": {"datasets": [], "training_jobs": [], "models": []},
     }
 
-    # The seed's record, PUT twice with overlaps: merged, nothing duplicated, nothing lost.
+    # A lineage record, PUT twice with overlaps: merged, nothing duplicated, nothing lost.
     client.put_lineage(
         dataset_id,
         {

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from platform_assets.definitions import defs
-from platform_assets.defs.registrations.assets import VERSION_TAG, registered_datasets
+from platform_assets.defs.registrations.assets import VERSION_TAG
+from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.sensors import alldata_registrations_sensor
 from platform_assets.lib.config import PlatformSettings
@@ -78,7 +79,7 @@ def tick(instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | 
 
 
 def run_requested(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
-    # Calling a sensor directly does not apply its partition requests (shared/STACK.md): apply them here.
+    # Calling a sensor directly does not apply its partition requests: apply them here.
     for request in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     job = defs.resolve_job_def("registered_datasets_job")

@@ -1,4 +1,4 @@
-"""The SDK of seed 000 against a real metadata center and real storage: a CSV dataset on the local file
+"""The SDK against a real metadata center and real storage: a CSV dataset on the local file
 system and parquet and CSV datasets on S3 (moto's server on loopback): get, read, mount, list."""
 
 from __future__ import annotations

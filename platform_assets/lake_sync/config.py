@@ -36,7 +36,7 @@ from platform_assets.lib.config import PlatformSettings, get_settings
 CONFIG_ENV = "PLATFORM_LAKE_SYNC_CONFIG"
 CONFIG_FILE_NAME = "lake_sync.yaml"
 
-# The three layouts the seed names; any strftime-style pattern with %Y, %m and %d also works.
+# The three common layouts; any strftime-style pattern with %Y, %m and %d also works.
 DATE_FORMAT_ALIASES = {"YYYY-MM-DD": "%Y-%m-%d", "YYYYMMDD": "%Y%m%d", "YYYY/MM/DD": "%Y/%m/%d"}
 DEFAULT_DATE_FORMATS = ("YYYY-MM-DD", "YYYYMMDD", "YYYY/MM/DD")
 

@@ -10,6 +10,7 @@ reason. Nothing is dropped silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Callable, Mapping
@@ -72,6 +73,16 @@ def list_landing_files(
         else:
             ignored.append(path)
     return readable, ignored
+
+
+def landing_fingerprint(landing_dir: Path, include: Callable[[str], bool] | None = None) -> str:
+    """A digest of the readable landing files (relative names, sizes, modification times), for sensors."""
+    files, _ = list_landing_files(landing_dir, include)
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(landing_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
 
 
 def _decode_utf8(path: Path, data: bytes) -> str:

@@ -23,6 +23,7 @@ class RunSummary:
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -68,6 +69,7 @@ class RunSummary:
             f"Runs: {ok_runs} of {len(self.runs)} succeeded ({'SUCCESS' if self.success else 'FAILURE'})"
         ]
         lines += [f"  failure: {failure}" for failure in self.failures]
+        lines += [f"  not run again: {item}" for item in self.skipped]
         lines.append("Rows per layer:")
         for key in sorted(self.partitions):
             count = f"{self.rows[key]:>8}" if key in self.rows else "       -"

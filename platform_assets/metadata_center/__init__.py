@@ -1,4 +1,4 @@
-"""The metadata center: the dataset registry of seed 000 (shared/DESIGN.md section 5).
+"""The metadata center: the dataset registry (docs/metadata_center.md).
 
 An HTTP service (FastAPI, SQLAlchemy, Alembic: `platform metadata-center serve`), its Python client and the
 webhook verification helper. Importing this package loads only the light parts (the client and the

@@ -1,4 +1,4 @@
-"""The metadata center HTTP API (shared/DESIGN.md section 5), as a FastAPI application.
+"""The metadata center HTTP API (docs/metadata_center.md), as a FastAPI application.
 
 `prepare(settings)` migrates the database (Alembic `upgrade head`) and installs the API key, the webhook
 secret and the configured subscribers; `create_app(service)` builds the API around the result.
@@ -136,7 +136,7 @@ class ApiKeyMiddleware:
 def dataset_view(
     service: Service, registration: Registration, versions: list[int], pinned: bool
 ) -> dict[str, Any]:
-    """The Cube Studio view of seed 000 for one registration, plus the registered fields."""
+    """The Cube Studio view for one registration, plus the registered fields."""
     payload = registration.payload
     s3 = service.settings.s3
     return {
@@ -174,7 +174,7 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(
         title="platform metadata center",
         version="1",
-        description="The dataset registry of seed 000: registrations, the Cube Studio view, lineage, webhooks.",
+        description="The dataset registry: registrations, the Cube Studio view, lineage, webhooks.",
         lifespan=lifespan,
     )
     app.add_middleware(
@@ -231,7 +231,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post(f"{API_PREFIX}/datasets/register", status_code=201)
     def register(payload: RegistrationPayload) -> dict[str, Any]:
-        """Register a dataset (seed 000); registering an existing dataset_id adds a version."""
+        """Register a dataset; registering an existing dataset_id adds a version."""
         result = registry.register(engine, payload)
         if result.deliveries:
             service.worker.notify()
@@ -263,7 +263,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get(f"{API_PREFIX}/lineage/{{entity_id:path}}")
     def get_lineage(entity_id: str) -> dict[str, Any]:
-        """The lineage record of an entity (seed 000)."""
+        """The lineage record of an entity."""
         record = registry.get_lineage(engine, entity_id)
         if record is None:
             raise ApiError(404, "not_found", f"no lineage recorded for {entity_id!r}", "entity_id")

@@ -199,7 +199,7 @@ def datasets_cli(ctx: click.Context, url: str | None, api_key: str | None) -> No
 @click.pass_context
 @_handle_errors
 def register(ctx: click.Context, file: str, as_json: bool) -> None:
-    """Register the dataset described in FILE (JSON as in seed 000; - reads stdin)."""
+    """Register the dataset described in FILE (JSON as in docs/metadata_center.md; - reads stdin)."""
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
     except OSError as err:

@@ -95,7 +95,7 @@ def _add_edges(session: Session, entity_id: str, direction: str, sides: dict[str
 
 
 def _upstream_from_metadata(metadata: dict[str, Any]) -> dict[str, list[str]]:
-    """Lineage a registration already states: metadata.etl_job_id (seed 000), metadata.source_tables and
+    """Lineage a registration already states: metadata.etl_job_id, metadata.source_tables and
     metadata.upstream_datasets."""
     upstream: dict[str, list[str]] = {}
     if isinstance(metadata.get("etl_job_id"), str) and metadata["etl_job_id"].strip():
@@ -240,7 +240,7 @@ def get_registration(
 
 
 def get_lineage(engine: sa.Engine, entity_id: str) -> dict[str, Any] | None:
-    """The seed's lineage record of an entity; None when nothing is known about it."""
+    """The lineage record of an entity; None when nothing is known about it."""
     with read_session(engine) as session:
         entity = session.get(LineageEntity, entity_id)
         if entity is None:

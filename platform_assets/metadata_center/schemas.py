@@ -53,7 +53,7 @@ class DatasetSchema(BaseModel):
 
 
 class RegistrationPayload(BaseModel):
-    """The body of POST /api/v1/datasets/register (seed 000). Unknown top-level fields are rejected:
+    """The body of POST /api/v1/datasets/register (docs/metadata_center.md). Unknown top-level fields are rejected:
     put anything else under `metadata`."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -121,7 +121,7 @@ class LineageSides(BaseModel):
 
 
 class LineageRecord(BaseModel):
-    """The body of PUT /api/v1/lineage/{entity_id}: the seed's lineage record."""
+    """The body of PUT /api/v1/lineage/{entity_id}: the lineage record."""
 
     model_config = ConfigDict(extra="forbid")
 

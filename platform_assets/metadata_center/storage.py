@@ -1,4 +1,4 @@
-"""Where a registered dataset lives: parsing `storage_path` into the seed's storage view.
+"""Where a registered dataset lives: parsing `storage_path` into Cube Studio's storage view.
 
 Shared by the service (the Cube Studio view of GET /api/v1/datasets/{id}) and the SDK (reading and
 mounting), so both agree on what a path means. No heavy imports.
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 # Object stores and file systems a registration may point at. The SDK reads local, file:// and s3://;
-# the others are accepted because Alldata registers them (the seed mentions HDFS) and other readers exist.
+# the others are accepted because Alldata registers them (HDFS among them) and other readers exist.
 REMOTE_PROTOCOLS = ("s3", "s3a", "gs", "hdfs", "abfs")
 ACCESS_VIA = {"s3": "mount|s3_sdk", "file": "mount|local_fs"}
 
@@ -68,9 +68,9 @@ def parse_storage_path(storage_path: str) -> StorageLocation:
 
 
 def storage_view(storage_path: str, s3_endpoint_url: str | None, s3_region: str | None) -> dict[str, object]:
-    """The seed's `storage` object for a registered storage_path.
+    """The `storage` object of docs/metadata_center.md for a registered storage_path.
 
-    `endpoint` is the storage host as in the seed (`minio.kubeflow.svc.cluster.local`); `endpoint_url` and
+    `endpoint` is the storage host as Cube Studio expects it (`minio.kubeflow.svc.cluster.local`); `endpoint_url` and
     `uri` are extensions a client can use without parsing anything.
     """
     location = parse_storage_path(storage_path)
@@ -95,6 +95,6 @@ def storage_view(storage_path: str, s3_endpoint_url: str | None, s3_region: str 
 
 
 def mount_command(dataset_id: str, version: int | None = None, target: str = "/mnt/data") -> str:
-    """The command that makes a dataset's files available under a local path (the seed's mount_command)."""
+    """The command that makes a dataset's files available under a local path (the view's mount_command)."""
     suffix = f" --version {version}" if version is not None else ""
     return f"platform datasets mount {dataset_id} {target}{suffix}"

@@ -1,4 +1,4 @@
-"""Feast (seed 001, section 4): apply the definitions, fill the online store, build point-in-time training sets."""
+"""Feast: apply the definitions, fill the online store, build point-in-time training sets."""
 
 import contextlib
 import hashlib
@@ -9,8 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from platform_assets.defs.user_events.assets import CLEANED, USER_STATS, daily
-from platform_assets.feature_repo import repo
+from platform_assets.defs.features import repo
+from platform_assets.defs.user_events.assets import CLEANED, USER_STATS
+from platform_assets.defs.user_events.partitions import daily
 from platform_assets.lib.config import get_settings
 
 GROUP = "features"
@@ -35,7 +36,7 @@ REPO_VERSION = hashlib.sha256(Path(repo.__file__).read_bytes()).hexdigest()[:12]
 )
 def feast_repository(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """Apply the definitions; make sure the push source's offline log exists so historical reads work."""
-    from platform_assets.features import feature_store
+    from platform_assets.defs.features.store import feature_store
 
     settings = get_settings()
     _ensure_activity_log(settings)
@@ -92,7 +93,7 @@ def online_user_stats(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     Online stores keep the last write, not the newest timestamp, so re-running an old day alone would put
     stale values online; materializing through the newest day keeps every user's newest values there.
     """
-    from platform_assets.features import feature_store
+    from platform_assets.defs.features.store import feature_store
 
     day = pd.Timestamp(context.partition_key, tz="UTC")
     newest = max(day, newest_feature_day())
@@ -129,20 +130,25 @@ def newest_feature_day() -> pd.Timestamp:
     key=TRAINING_SET,
     group_name=GROUP,
     io_manager_key="lake_io_manager",
-    ins={"events": dg.AssetIn(key=CLEANED, metadata={"allow_missing_partitions": True})},
-    deps=[USER_STATS, FEAST_REPOSITORY],
+    deps=[CLEANED, USER_STATS, FEAST_REPOSITORY],
     kinds={"feast", "parquet"},
     description="Point-in-time correct training rows: one per user and day with activity, at the end of the "
     "day; label = the user purchases in the next 24 hours; features from user_statistics as they were then.",
 )
-def user_purchase_training_set(
-    context: dg.AssetExecutionContext, events: dict[str, pd.DataFrame]
-) -> pd.DataFrame:
-    """get_historical_features over an entity/label frame built from events; no entity row is ever lost."""
-    from platform_assets.defs.features.training import build_entity_frame, historical_features
+def user_purchase_training_set(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    """get_historical_features over an entity/label frame built from the cleaned days that exist in the lake.
 
-    frames = events if isinstance(events, dict) else {"only": events}
-    entity_frame = build_entity_frame(list(frames.values()), LABEL_HORIZON)
+    The days are the partitions of cleaned/user_events present in the lake, not every day of the partitions
+    definition up to today: a day nobody delivered is not a missing input.
+    """
+    from platform_assets.defs.features.training import (
+        build_entity_frame,
+        historical_features,
+        read_cleaned_event_days,
+    )
+
+    days = read_cleaned_event_days(get_settings())
+    entity_frame = build_entity_frame(list(days.values()), LABEL_HORIZON)
     if entity_frame.empty:
         raise dg.Failure(description="No cleaned user events with a complete 24 h label window yet.")
     result, restored = historical_features(entity_frame)
@@ -151,6 +157,7 @@ def user_purchase_training_set(
             "entity_rows": len(entity_frame),
             "positive_share": dg.MetadataValue.float(round(float(result["label"].mean()), 4)),
             "rows_restored_after_feast": restored,
+            "event_days_read": dg.MetadataValue.json(sorted(days)),
             "days": dg.MetadataValue.json(sorted({str(t.date()) for t in entity_frame["event_timestamp"]})),
         }
     )

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 
 from platform_assets.defs.features.assets import FEAST_REPOSITORY, ONLINE_USER_STATS, TRAINING_SET
-from platform_assets.defs.user_events.assets import daily
+from platform_assets.defs.user_events.partitions import daily
 from platform_assets.lib import quality as q
 
 TRAINING_SUITE = q.Suite(
@@ -43,8 +43,8 @@ def training_features_present(training: pd.DataFrame) -> dg.AssetCheckResult:
 )
 def feast_registry_matches_code() -> dg.AssetCheckResult:
     """A registry applied from other code (or half-applied) is caught before anything reads from it."""
-    from platform_assets.feature_repo.repo import feature_objects
-    from platform_assets.features import feature_store
+    from platform_assets.defs.features.repo import feature_objects
+    from platform_assets.defs.features.store import feature_store
     from platform_assets.lib.config import get_settings
 
     store = feature_store()
@@ -69,8 +69,8 @@ def feast_registry_matches_code() -> dg.AssetCheckResult:
 def online_matches_offline() -> dg.AssetCheckResult:
     """Reads the newest features/user_stats partition and compares a sample of users with the online store."""
     from platform_assets.defs.features.assets import newest_feature_day
-    from platform_assets.feature_repo.repo import stats_source_path
-    from platform_assets.features import online_features
+    from platform_assets.defs.features.repo import stats_source_path
+    from platform_assets.defs.features.store import online_features
     from platform_assets.lib.config import get_settings
     from platform_assets.lib.lake import lake_path
 

@@ -1,4 +1,4 @@
-"""Feast definitions (seed 001, section 4.3), built for wherever the lake lives (local directory or S3).
+"""Feast definitions, built for wherever the lake lives (local directory or S3).
 
 The offline source of `user_statistics` is the `features/user_stats` asset itself: one parquet file per day
 under the lake, read by Feast's file offline store.

@@ -1,6 +1,6 @@
 """Feast for the current environment: the store, online lookups and pushes.
 
-`feature_store()` is configured from the environment (shared/DESIGN.md section 4): the file offline store over
+`feature_store()` is configured from the environment (lib/config.py): the file offline store over
 the lake, a SQLite online store under $PLATFORM_DATA_DIR by default, Redis when FEAST_ONLINE_STORE=redis://….
 """
 
@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from platform_assets.feature_repo.repo import (
+from platform_assets.defs.features.repo import (
     PUSH_SOURCE,
     REALTIME_FEATURES,
     REALTIME_VIEW,

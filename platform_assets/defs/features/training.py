@@ -6,8 +6,26 @@ from datetime import timedelta
 
 import pandas as pd
 
+from platform_assets.defs.features.repo import STATS_FEATURES, STATS_VIEW
 from platform_assets.defs.user_events.etl import day_end
-from platform_assets.feature_repo.repo import STATS_FEATURES, STATS_VIEW
+from platform_assets.lib.config import PlatformSettings
+
+
+def read_cleaned_event_days(settings: PlatformSettings) -> dict[str, pd.DataFrame]:
+    """The cleaned/user_events partitions present in the lake, by day (the lake IO manager's layout)."""
+    import pyarrow.parquet as pq
+
+    from platform_assets.lib.lake import lake_path
+
+    directory = lake_path(settings.lake_uri) / "cleaned" / "user_events"
+    if not directory.exists():
+        return {}
+    frames = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.endswith(".parquet") and not path.name.startswith("."):
+            with path.open("rb") as handle:
+                frames[path.name.removesuffix(".parquet")] = pq.read_table(handle).to_pandas()
+    return frames
 
 
 def build_entity_frame(cleaned: list[pd.DataFrame], horizon: timedelta) -> pd.DataFrame:
@@ -44,11 +62,11 @@ def historical_features(
 ) -> tuple[pd.DataFrame, int]:
     """Feast's point-in-time join of `entity_frame` with the features; returns (rows, rows restored).
 
-    Feast's file offline store can drop an entity row whose feature rows all lie after its timestamp (see
-    shared/STACK.md); every such row is put back with null features, so the output has exactly one row per
+    Feast's file offline store can drop an entity row whose feature rows all lie after its timestamp (seen with
+    Feast 0.67's file store); every such row is put back with null features, so the output has exactly one row per
     input row, in input order.
     """
-    from platform_assets.features import feature_store
+    from platform_assets.defs.features.store import feature_store
 
     features = features or [f"{STATS_VIEW}:{name}" for name in STATS_FEATURES]
     joined = feature_store().get_historical_features(entity_df=entity_frame, features=features).to_df()

@@ -1,4 +1,4 @@
-"""Lake sync: files on remote collection nodes → landing directories, as Dagster assets (seed 003).
+"""Lake sync: files on remote collection nodes → landing directories, as Dagster assets (docs/lake_sync.md).
 
 The partitions of `landing/lake_sync` are the profiles in the profiles file when the code location loads
 (`$PLATFORM_LAKE_SYNC_CONFIG`, else `$PLATFORM_DATA_DIR/lake_sync.yaml`); after adding a profile, reload the
@@ -11,24 +11,15 @@ import dagster as dg
 from platform_assets.defs.lake_sync.assets import GROUP, LAKE_SYNC, build_lake_sync_asset
 from platform_assets.defs.lake_sync.checks import build_connection_check
 from platform_assets.defs.lake_sync.jobs import build_retention_job, lake_sync_job
+from platform_assets.defs.lake_sync.partitions import profile_partition_keys, profile_partitions
 from platform_assets.defs.lake_sync.resources import LakeSyncResource
 from platform_assets.defs.lake_sync.schedules import build_retention_schedule, build_sync_schedule
 
 
-def profile_partition_keys(config_path: str | None = None) -> tuple[list[str], str | None]:
-    """Profile names for the partitions, and the reason when the file could not be read (names are then [])."""
-    from platform_assets.lake_sync.config import LakeSyncConfigError, load_config
-
-    try:
-        return list(load_config(config_path).profiles), None
-    except LakeSyncConfigError as err:
-        return [], str(err)
-
-
 def build_defs(config_path: str | None = None) -> dg.Definitions:
     """The domain's Definitions for a profiles file (default: the environment's)."""
-    keys, problem = profile_partition_keys(config_path)
-    partitions_def = dg.StaticPartitionsDefinition(keys)
+    partitions_def, problem = profile_partitions(config_path)
+    keys = partitions_def.get_partition_keys()
     retention_job = build_retention_job(keys)
     return dg.Definitions(
         assets=[build_lake_sync_asset(partitions_def, problem)],

@@ -1,4 +1,4 @@
-"""Schedules: sync every enabled profile hourly (the seed's cron), apply retention daily."""
+"""Schedules: sync every enabled profile hourly, apply retention daily."""
 
 from typing import Any
 

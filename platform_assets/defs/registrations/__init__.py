@@ -1,11 +1,12 @@
-"""Registrations (seed 000): Alldata registers datasets in the metadata center; the platform lands, checks and
-cleans them and publishes the training-ready version back for Cube Studio, with lineage."""
+"""Registrations: datasets registered in the metadata center are landed, checked, cleaned and published back
+as training-ready for Cube Studio, with lineage."""
 
 import dagster as dg
 
 from platform_assets.defs.registrations import assets, checks
+from platform_assets.defs.registrations.jobs import registered_datasets_job
 from platform_assets.defs.registrations.resources import MetadataCenterResource
-from platform_assets.defs.registrations.sensors import alldata_registrations_sensor, registered_datasets_job
+from platform_assets.defs.registrations.sensors import alldata_registrations_sensor
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([assets]),

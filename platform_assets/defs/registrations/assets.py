@@ -1,10 +1,11 @@
-"""Registered datasets (seed 000): what Alldata registers is landed, checked, cleaned and published back."""
+"""Registered datasets: what Alldata registers is landed, checked, cleaned and published back."""
 
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.schema import clean_by_schema, compare, registry_type, suite_for
 from platform_assets.lib.config import get_settings
@@ -17,9 +18,6 @@ QUARANTINE = dg.AssetKey(["quarantine", "registered_datasets"])
 PUBLISHED = dg.AssetKey(["published", "registered_datasets"])
 VERSION_TAG = "platform/dataset_version"
 TRAINING_SUFFIX = "__training"
-
-registered_datasets = dg.DynamicPartitionsDefinition(name="registered_datasets")
-
 
 def registration_for(context: Any, metadata_center: MetadataCenterResource) -> dict[str, Any]:
     """The registration this run is about: the version in the run's tag (set by the sensor), else the latest."""

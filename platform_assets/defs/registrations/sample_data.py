@@ -1,10 +1,13 @@
-"""A deterministic sample dataset "exported by Alldata's ETL", and its registration payload (seed 000)."""
+"""A deterministic sample dataset "exported by Alldata's ETL", and its registration payload."""
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
 from typing import Any
+
+from platform_assets.lib.config import get_settings
+from platform_assets.lib.domains import SampleSize
 
 SAMPLE_DATASET_ID = "sample_orders"
 
@@ -51,3 +54,24 @@ def sample_registration(path: Path) -> dict[str, Any]:
         "tags": ["sales", "sample"],
         "metadata": {"etl_job_id": "etl_sample_orders", "source_tables": ["erp.orders"]},
     }
+
+
+def write_sample(size: SampleSize) -> None:
+    """`make run`'s sample: write the export and register it (a new version only when the file changed)."""
+    from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterError
+
+    payload = sample_registration(
+        write_sample_orders(get_settings().data_dir / "exports" / SAMPLE_DATASET_ID)
+    )
+    client = MetadataCenterClient()
+    try:
+        latest = client.get(payload["dataset_id"])
+    except MetadataCenterError as err:
+        if err.status != 404:
+            raise
+        latest = None
+    if latest is None or (latest["size_bytes"], latest["row_count"]) != (
+        payload["size_bytes"],
+        payload["row_count"],
+    ):
+        client.register(payload)

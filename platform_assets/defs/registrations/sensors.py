@@ -2,24 +2,12 @@
 
 import dagster as dg
 
-from platform_assets.defs.registrations.assets import (
-    CLEANED,
-    PUBLISHED,
-    QUARANTINE,
-    RAW,
-    VERSION_TAG,
-    registered_datasets,
-)
+from platform_assets.defs.registrations.assets import VERSION_TAG
+from platform_assets.defs.registrations.jobs import registered_datasets_job
+from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 
 PAGE_SIZE = 100
-
-registered_datasets_job = dg.define_asset_job(
-    "registered_datasets_job",
-    selection=dg.AssetSelection.assets(RAW, CLEANED, QUARANTINE, PUBLISHED),
-    partitions_def=registered_datasets,
-    description="One registered dataset: land, check, clean and publish it back as training-ready.",
-)
 
 
 def is_own_publication(item: dict) -> bool:

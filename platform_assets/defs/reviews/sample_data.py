@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from platform_assets.lib.config import get_settings
+from platform_assets.lib.domains import SampleSize
+
 # Topic → (positive sentences, negative sentences). Sentences are whole thoughts so that semantic search has
 # something real to find; "battery" is the planted topic the tests search for.
 TOPICS: dict[str, tuple[list[str], list[str]]] = {
@@ -197,3 +200,8 @@ def _write_if_changed(path: Path, content: bytes) -> None:
     staging = path.with_name(f".{path.name}.tmp")
     staging.write_bytes(content)
     staging.replace(path)
+
+
+def write_sample(size: SampleSize) -> None:
+    """`make run`'s sample: `size.rows` reviews in landing/reviews (unchanged files are left alone)."""
+    write_sample_reviews(get_settings().landing_dir_for("reviews"), rows=size.rows)

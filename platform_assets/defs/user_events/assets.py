@@ -1,4 +1,4 @@
-"""User events (seed 001): daily files → raw → cleaned + quarantine → per-user daily features, in Spark."""
+"""User events: daily files → raw → cleaned + quarantine → per-user daily features, in Spark."""
 
 from datetime import date, timedelta
 from typing import Any
@@ -8,6 +8,7 @@ import pandas as pd
 
 from platform_assets.defs.lake_sync.assets import LAKE_SYNC
 from platform_assets.defs.user_events.etl import RAW_COLUMNS, WINDOW_DAYS, clean_events, compute_user_stats
+from platform_assets.defs.user_events.partitions import daily
 from platform_assets.defs.user_events.sample_data import SAMPLE_START
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.landing import LandingFileError, read_landing
@@ -18,9 +19,6 @@ RAW = dg.AssetKey(["raw", "user_events"])
 CLEANED = dg.AssetKey(["cleaned", "user_events"])
 QUARANTINE = dg.AssetKey(["quarantine", "user_events"])
 USER_STATS = dg.AssetKey(["features", "user_stats"])
-
-# Partitions start with the sample data; a real deployment sets the first day its sources deliver.
-daily = dg.DailyPartitionsDefinition(start_date=SAMPLE_START.isoformat(), timezone="UTC")
 
 
 def partition_day(context: dg.AssetExecutionContext) -> date:
@@ -119,7 +117,7 @@ def cleaned_user_events(context: dg.AssetExecutionContext, raw: pd.DataFrame, py
     },
     description="Per-user features as of the end of each day: lifetime purchases and spend (carried forward "
     "from the previous day), days since the last purchase, segment, 7-day activity and hour-of-day/day-of-week "
-    "profiles, and z-scores of the day's activity (the seed's StandardScaler). The offline source of Feast's "
+    "profiles, and z-scores of the day's activity (Spark ML's StandardScaler). The offline source of Feast's "
     "user_statistics view.",
 )
 def user_stats(

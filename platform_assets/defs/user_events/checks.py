@@ -1,7 +1,8 @@
 """Checks of the user-events layers: suites per layer, row accounting, and the feature table's contract."""
 
-from platform_assets.defs.user_events.assets import CLEANED, QUARANTINE, RAW, USER_STATS, daily
+from platform_assets.defs.user_events.assets import CLEANED, QUARANTINE, RAW, USER_STATS
 from platform_assets.defs.user_events.etl import EVENT_TYPES, RAW_COLUMNS, REJECT_REASONS
+from platform_assets.defs.user_events.partitions import daily
 from platform_assets.lib import quality as q
 
 RAW_SUITE = q.Suite(

@@ -1,4 +1,4 @@
-"""The user-events ETL in Spark (seed 001, section 3): cleaning and per-user daily features.
+"""The user-events ETL in Spark: cleaning and per-user daily features.
 
 Inputs and outputs are pandas frames (the lake IO manager stores them, locally or on S3); the work between
 is Spark, so the same functions run on a local Spark or a cluster.
@@ -263,7 +263,7 @@ def _events_frame(spark: SparkSession, frames: list[pd.DataFrame]) -> DataFrame:
 
 
 def _standardize(daily: DataFrame, assembler_cls, scaler_cls, to_array) -> DataFrame:  # noqa: ANN001
-    """The seed's scaler step: z-scores of the day's activity across the users active that day."""
+    """The scaler step: z-scores of the day's activity across the users active that day."""
     from pyspark.sql import functions as F
 
     if daily.limit(2).count() < 2:

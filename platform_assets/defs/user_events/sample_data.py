@@ -12,6 +12,9 @@ import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from platform_assets.lib.config import get_settings
+from platform_assets.lib.domains import SampleSize
+
 EVENT_TYPES = ["view", "click", "purchase", "signup"]
 COLUMNS = ["user_id", "event_time", "event_type", "amount", "duration", "click_count", "session_id"]
 SAMPLE_START = date(2026, 1, 1)
@@ -109,3 +112,8 @@ def write_sample_events(landing_dir: Path, days: int = 7, users: int = 60, seed:
             staging.replace(path)
         paths.append(path)
     return paths
+
+
+def write_sample(size: SampleSize) -> None:
+    """`make run`'s sample: `size.days` daily files in landing/user_events (unchanged files are left alone)."""
+    write_sample_events(get_settings().landing_dir_for("user_events"), days=size.days)
