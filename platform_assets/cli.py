@@ -92,11 +92,11 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 @click.option("--mc-port", default=8090, show_default=True, help="Port of the metadata center.")
 def dev(host: str, port: int, mc_host: str, mc_port: int) -> None:
     """The Dagster UI and daemon, with the metadata center beside them; Ctrl-C stops both."""
-    import os
     import signal
     import subprocess
     from pathlib import Path
 
+    from platform_assets.lib.config import child_env
     from platform_assets.lib.processes import stop_session
     from platform_assets.metadata_center.embedded import EmbeddedMetadataCenter, MetadataCenterStartError
 
@@ -110,7 +110,7 @@ def dev(host: str, port: int, mc_host: str, mc_port: int) -> None:
     except MetadataCenterStartError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"metadata center at {service.url} (log: {service.log_path})")
-    env = {**os.environ, "METADATA_CENTER_URL": service.url}
+    env = child_env({"METADATA_CENTER_URL": service.url})
     # Ctrl-C, and SIGTERM from a supervisor or a script, stop both services (also when started in the
     # background, where SIGINT arrives ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)

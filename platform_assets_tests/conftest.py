@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +19,15 @@ from platform_assets.lib.runtime_env import apply_runtime_defaults
 
 # The test session is a process start: set the environment before anything heavy loads.
 apply_runtime_defaults()
+
+# The session's own data directory, set before any test imports the definitions (whose resources resolve
+# their paths when they load): a test that forgets to isolate itself never writes into a developer's
+# ./.platform. Tests that need a directory of their own use `point_platform_at` / `platform_env`.
+SESSION_DATA_DIR = Path(tempfile.mkdtemp(prefix="platform-tests-"))
+os.environ["PLATFORM_DATA_DIR"] = str(SESSION_DATA_DIR)
+os.environ["DAGSTER_HOME"] = str(SESSION_DATA_DIR / "dagster")
+(SESSION_DATA_DIR / "dagster").mkdir()
+atexit.register(shutil.rmtree, SESSION_DATA_DIR, ignore_errors=True)
 
 PLATFORM_VARIABLES = (
     "PLATFORM_DATA_DIR",

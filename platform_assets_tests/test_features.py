@@ -18,6 +18,7 @@ from platform_assets.defs.user_events.etl import day_end
 from platform_assets.defs.user_events.sample_data import write_sample_events
 from platform_assets.features import feature_store, online_features, push_realtime
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.resources import shared_resources
 from platform_assets_tests.conftest import point_platform_at
 from platform_assets_tests.redis_server import redis_server
 
@@ -28,7 +29,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 def run(job: str, instance: dg.DagsterInstance, **kwargs: object) -> dg.ExecuteInProcessResult:
     result = defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET, **kwargs
+        instance=instance, raise_on_error=False, run_config=QUIET, resources=shared_resources(), **kwargs
     )
     assert result.success, [
         e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure

@@ -13,6 +13,7 @@ from platform_assets.defs.quality.alerts import (
     run_failure_alert_sensor,
 )
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.resources import shared_resources
 from platform_assets_tests.conftest import free_port
 from platform_assets_tests.http_receiver import Receiver
 
@@ -20,7 +21,10 @@ HEADER = "review_id,product_id,user_id,rating,text,created_at\n"
 
 
 def run_job(instance: dg.DagsterInstance, name: str = "reviews_job") -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def(name).execute_in_process(instance=instance, raise_on_error=False)
+    # `defs` resolved its resources when it was imported; this test's PLATFORM_DATA_DIR was set later.
+    return defs.resolve_job_def(name).execute_in_process(
+        instance=instance, raise_on_error=False, resources=shared_resources()
+    )
 
 
 def materialized_keys(result: dg.ExecuteInProcessResult) -> set[str]:

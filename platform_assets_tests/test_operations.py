@@ -81,10 +81,12 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
             before = {key: instance.get_latest_materialization_event(key).run_id for key in keys}
             with pytest.MonkeyPatch.context() as monkeypatch:
                 monkeypatch.setenv("PLATFORM_DATA_DIR", str(data_dir))
-                from platform_assets.definitions import defs
+                from platform_assets.definitions import build_defs
 
-                result = defs.resolve_job_def("quality_job").execute_in_process(
-                    instance=instance, raise_on_error=False
+                result = (
+                    build_defs()
+                    .resolve_job_def("quality_job")
+                    .execute_in_process(instance=instance, raise_on_error=False)
                 )
             assert result.success, [
                 e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure

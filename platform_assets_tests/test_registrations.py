@@ -19,6 +19,7 @@ from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.sensors import alldata_registrations_sensor
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.resources import shared_resources
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
 from platform_assets_tests.metadata_center_fixture import RunningMetadataCenter, metadata_center
 
@@ -90,6 +91,7 @@ def run_requested(instance: dg.DagsterInstance, result: dg.SensorResult) -> list
             tags=r.tags,
             raise_on_error=False,
             run_config=QUIET,
+            resources=shared_resources(),
         )
         for r in result.run_requests
     ]

@@ -1,21 +1,73 @@
-"""The one place that decides local vs production configuration (shared/DESIGN.md section 4).
+"""The one place that reads the environment: every setting of the platform, local or production.
 
-Everything is read from the environment when asked for, never at import time, so a test or a CLI call can
-point the platform elsewhere by setting variables first.
+Everything is read when asked for, never at import time, so a test or a CLI call can point the platform
+elsewhere by setting variables first. docs/configuration.md lists every variable, its default and its reader.
+The few places that must *set* variables for this process or its children (DAGSTER_HOME, a child process's
+environment) do it through `export_env`, `env_overrides` and `child_env` below.
+
+Secrets (AWS_SECRET_ACCESS_KEY, API keys, tokens, webhook URLs) are fields with `repr=False` or properties,
+so printing a settings object never shows them; they never go into a Dagster resource's config either.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else None
+
+
+def _env_path(name: str) -> Path | None:
+    value = _env(name)
+    return Path(os.path.expandvars(value)).expanduser() if value else None
+
+
+def export_env(name: str, value: str) -> None:
+    """Set `name` for this process and every process it starts (e.g. DAGSTER_HOME, which Dagster reads)."""
+    os.environ[name] = value
+
+
+@contextmanager
+def env_overrides(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (a value) or unset (None) variables for the duration of a block; the previous values come back."""
+    previous = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def child_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus `overrides`, for starting a child process."""
+    return {**os.environ, **(overrides or {})}
+
+
+def redact_url(url: str) -> str:
+    """`url` with any password replaced by ***, for showing where a service is without its credentials."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def is_remote_uri(uri: str) -> bool:
@@ -29,7 +81,7 @@ class S3Settings:
 
     endpoint_url: str | None = None
     access_key_id: str | None = None
-    secret_access_key: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
     region: str | None = None
 
     def fsspec_options(self) -> dict:
@@ -63,9 +115,23 @@ class S3Settings:
         return options
 
 
-# Embedding backends (platform_assets/lib/embedding_backends.py): auto picks ONNX fp32 when it verifiably agrees
+@dataclass(frozen=True)
+class SparkSettings:
+    """The Spark cluster and session settings (SPARK_MASTER, SPARK_SHUFFLE_PARTITIONS, SPARK_DRIVER_MEMORY,
+    SPARK_CONF_<key>)."""
+
+    master: str = "local[2]"
+    shuffle_partitions: str = "4"
+    driver_memory: str = "1g"
+    # SPARK_CONF_spark_executor_memory=4g → {"spark.executor.memory": "4g"}
+    extra_conf: Mapping[str, str] = field(default_factory=dict)
+
+
+# Embedding backends (platform_assets/lib/embedding): auto picks ONNX fp32 when it verifiably agrees
 # with torch (torch fp16 on a GPU), else torch; onnx-int8 is an opt-in speed mode with a measured quality cost.
 EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+DAFT_RUNNERS = ("native", "ray")
+DAGSTER_WEBSERVER_DEFAULT_URL = "http://127.0.0.1:3000"
 
 
 @dataclass(frozen=True)
@@ -77,7 +143,8 @@ class PlatformSettings:
     lancedb_uri: str
     ray_address: str | None
     dagster_home: Path
-    alert_webhook_url: str | None = None
+    # A Slack-style webhook URL carries its own secret: never shown.
+    alert_webhook_url: str | None = field(default=None, repr=False)
     s3: S3Settings = field(default_factory=S3Settings)
 
     @property
@@ -92,12 +159,7 @@ class PlatformSettings:
     @property
     def lake_sync_config(self) -> Path:
         """The lake-sync profiles file: PLATFORM_LAKE_SYNC_CONFIG, else $PLATFORM_DATA_DIR/lake_sync.yaml."""
-        configured = _env("PLATFORM_LAKE_SYNC_CONFIG")
-        return (
-            Path(os.path.expandvars(configured)).expanduser()
-            if configured
-            else self.data_dir / "lake_sync.yaml"
-        )
+        return _env_path("PLATFORM_LAKE_SYNC_CONFIG") or self.data_dir / "lake_sync.yaml"
 
     @property
     def embed_backend(self) -> str:
@@ -113,12 +175,72 @@ class PlatformSettings:
     @property
     def model_cache_dir(self) -> Path:
         """Exported (ONNX) models: PLATFORM_MODEL_CACHE_DIR, else $PLATFORM_DATA_DIR/models."""
-        configured = _env("PLATFORM_MODEL_CACHE_DIR")
-        return (
-            Path(os.path.expandvars(configured)).expanduser().resolve()
-            if configured
-            else self.data_dir / "models"
+        configured = _env_path("PLATFORM_MODEL_CACHE_DIR")
+        return configured.resolve() if configured else self.data_dir / "models"
+
+    @property
+    def daft_runner(self) -> str | None:
+        """DAFT_RUNNER: native or ray; None (unset) means ray when RAY_ADDRESS is set, else native."""
+        value = (_env("DAFT_RUNNER") or "").strip().lower()
+        if value and value not in DAFT_RUNNERS:
+            raise ValueError(
+                f"DAFT_RUNNER={_env('DAFT_RUNNER')!r} is not a Daft runner; choose native or ray"
+            )
+        return value or None
+
+    @property
+    def spark(self) -> SparkSettings:
+        """The Spark settings: SPARK_MASTER (local[2]), SPARK_SHUFFLE_PARTITIONS (4), SPARK_DRIVER_MEMORY (1g)
+        and any SPARK_CONF_<key> (underscores become dots)."""
+        prefix = "SPARK_CONF_"
+        return SparkSettings(
+            master=_env("SPARK_MASTER") or "local[2]",
+            shuffle_partitions=_env("SPARK_SHUFFLE_PARTITIONS") or "4",
+            driver_memory=_env("SPARK_DRIVER_MEMORY") or "1g",
+            extra_conf={
+                name[len(prefix) :].replace("_", "."): value
+                for name, value in sorted(os.environ.items())
+                if name.startswith(prefix)
+            },
         )
+
+    @property
+    def feast_online_store(self) -> str:
+        """FEAST_ONLINE_STORE: `sqlite` (default, under the data directory) or a redis:// URL.
+
+        A redis URL may carry a password: show it with `redact_url`, never as is.
+        """
+        return (_env("FEAST_ONLINE_STORE") or "sqlite").strip()
+
+    @property
+    def feast_registry(self) -> str:
+        """The Feast registry: PLATFORM_FEAST_REGISTRY (a path or URI), else $PLATFORM_DATA_DIR/feast/registry.db."""
+        return _env("PLATFORM_FEAST_REGISTRY") or str(self.data_dir / "feast" / "registry.db")
+
+    @property
+    def cube_studio_url(self) -> str | None:
+        """CUBE_STUDIO_URL: the Cube Studio to publish datasets to (publishing is off when unset)."""
+        return _env("CUBE_STUDIO_URL")
+
+    @property
+    def cube_studio_token(self) -> str | None:
+        """CUBE_STUDIO_TOKEN: the Cube Studio API token (a secret)."""
+        return _env("CUBE_STUDIO_TOKEN")
+
+    @property
+    def openlineage_url(self) -> str | None:
+        """OPENLINEAGE_URL: an OpenLineage HTTP endpoint for publication events."""
+        return _env("OPENLINEAGE_URL")
+
+    @property
+    def openlineage_file(self) -> str | None:
+        """OPENLINEAGE_FILE: a file to append OpenLineage events to (used when OPENLINEAGE_URL is unset)."""
+        return _env("OPENLINEAGE_FILE")
+
+    @property
+    def dagster_webserver_url(self) -> str:
+        """DAGSTER_WEBSERVER_URL: the Dagster webserver `platform runs` talks to (default http://127.0.0.1:3000)."""
+        return (_env("DAGSTER_WEBSERVER_URL") or DAGSTER_WEBSERVER_DEFAULT_URL).rstrip("/")
 
     def storage_options_for(self, uri: str) -> dict:
         """fsspec options for a URI: S3 credentials for s3://, nothing for local paths."""
@@ -152,7 +274,7 @@ def get_settings() -> PlatformSettings:
     )
 
 
-# The metadata center (shared/DESIGN.md section 5): service, client and SDK settings.
+# The metadata center: service, client and SDK settings.
 
 METADATA_CENTER_DEFAULT_URL = "http://127.0.0.1:8090"
 API_KEY_FILE = "metadata_center_api_key"
@@ -197,9 +319,10 @@ class MetadataCenterSettings:
 
     url: str = METADATA_CENTER_DEFAULT_URL
     data_dir: Path = field(default_factory=lambda: Path(".platform").resolve())
-    api_key: str | None = None
-    webhook_secret: str | None = None
-    db_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    # A database URL may carry a password.
+    db_url: str | None = field(default=None, repr=False)
     webhook_urls: tuple[str, ...] = ()
     require_key_for_reads: bool = False
     webhook_max_attempts: int = 10

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from platform_assets.lib.config import get_settings
 
 _runner_set = False
@@ -13,15 +11,15 @@ def ensure_daft_runner() -> None:
     """Fix Daft's runner for this process (Daft allows it once): Ray if `DAFT_RUNNER=ray` or `RAY_ADDRESS` is set.
 
     The native runner is the default because on one machine it is the fastest; on a cluster the same cleaning
-    code runs distributed on the configured Ray.
+    code runs distributed on the configured Ray. `DAFT_RUNNER=native` keeps Daft local even with a cluster.
     """
     global _runner_set
     if _runner_set:
         return
     import daft
 
-    choice = os.environ.get("DAFT_RUNNER", "").lower()
-    address = get_settings().ray_address
+    settings = get_settings()
+    choice, address = settings.daft_runner, settings.ray_address
     try:
         if choice == "ray" or (address and choice != "native"):
             daft.set_runner_ray(address=address)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.lib.config import get_settings
+from platform_assets.lib.config import export_env, get_settings
 
 MINIMAL_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
@@ -23,7 +22,8 @@ def ensure_dagster_home(template: Path | None = None) -> Path:
             shutil.copyfile(template, target)
         else:
             target.write_text(MINIMAL_INSTANCE_YAML)
-    os.environ["DAGSTER_HOME"] = str(home)
+    # Dagster itself (DagsterInstance.get, `dagster dev` started from here) finds its instance through it.
+    export_env("DAGSTER_HOME", str(home))
     return home
 
 

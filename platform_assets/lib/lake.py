@@ -66,11 +66,16 @@ class ParquetLakeIOManager(dg.UPathIOManager):
 
 
 class LakeIOManager(dg.ConfigurableIOManagerFactory):
-    """Parquet in the lake (`PLATFORM_LAKE_URI`: a local directory by default, s3://… in production)."""
+    """Parquet in the lake (`PLATFORM_LAKE_URI`: a local directory by default, s3://… in production).
+
+    The code location sets `base_uri` when it loads (`shared_resources`), so the UI shows where data goes;
+    S3 credentials are never part of this config (they are read from the environment when a run opens a path).
+    """
 
     base_uri: str | None = Field(
         default=None,
-        description="Lake root, a local path or s3:// URI. Unset: PLATFORM_LAKE_URI, else $PLATFORM_DATA_DIR/lake.",
+        description="Lake root, a local path or s3:// URI. Unset: PLATFORM_LAKE_URI, else $PLATFORM_DATA_DIR/lake, "
+        "read when the run starts.",
     )
 
     def resolved_uri(self) -> str:

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from platform_assets.lib.config import PlatformSettings, get_settings
 from platform_assets.lib.embedding import TextEmbedder
 from platform_assets.lib.lake import LakeIOManager
 from platform_assets.lib.ray_resource import RayResource
-from platform_assets.lib.spark import SparkResource
+from platform_assets.lib.spark import SparkResource, spark_config
 from platform_assets.lib.vector_store import LanceDBIOManager, LanceDBResource
 
 
-def shared_resources() -> dict[str, Any]:
-    """IO managers and resources by key. Their settings resolve from the environment when a run starts."""
-    ray = RayResource()
+def shared_resources(settings: PlatformSettings | None = None) -> dict[str, Any]:
+    """IO managers and resources by key, configured with `settings` (default: the environment, read now).
+
+    The code location calls this when it loads, so the Dagster UI shows the resolved values (lake and LanceDB
+    URIs, Ray address, Spark settings, embedding backend) instead of `None`. Secrets never go into these fields:
+    S3 credentials are read from the environment when a run opens storage. A process that points the platform
+    elsewhere after loading the definitions (a test changing PLATFORM_DATA_DIR) passes a fresh
+    `shared_resources()` to its run.
+    """
+    settings = settings or get_settings()
+    ray = RayResource(address=settings.ray_address)
     return {
-        "pyspark": SparkResource(),
-        "lake_io_manager": LakeIOManager(),
-        "lancedb_io_manager": LanceDBIOManager(),
-        "lancedb": LanceDBResource(),
+        "pyspark": SparkResource(spark_conf=spark_config(settings)),
+        "lake_io_manager": LakeIOManager(base_uri=settings.lake_uri),
+        "lancedb_io_manager": LanceDBIOManager(uri=settings.lancedb_uri),
+        "lancedb": LanceDBResource(uri=settings.lancedb_uri),
         "ray": ray,
-        "embedder": TextEmbedder(ray=ray),
+        "embedder": TextEmbedder(ray=ray, backend=settings.embed_backend),
     }

@@ -58,13 +58,16 @@ def read_columns(table: lancedb.table.Table, columns: list[str]) -> pa.Table:
     return table.search().select(columns).limit(max(1, table.count_rows())).to_arrow()
 
 
-class LanceDBResource(dg.ConfigurableResource):
-    """Opens the platform's LanceDB database."""
+_URI_DESCRIPTION = (
+    "LanceDB URI, a local path or s3://. Unset: PLATFORM_LANCEDB_URI, else $PLATFORM_DATA_DIR/lancedb, read when "
+    "the run starts."
+)
 
-    uri: str | None = Field(
-        default=None,
-        description="LanceDB URI, a local path or s3://. Unset: PLATFORM_LANCEDB_URI, else $PLATFORM_DATA_DIR/lancedb.",
-    )
+
+class LanceDBResource(dg.ConfigurableResource):
+    """Opens the platform's LanceDB database (the code location sets `uri` when it loads: `shared_resources`)."""
+
+    uri: str | None = Field(default=None, description=_URI_DESCRIPTION)
 
     def resolved_uri(self) -> str:
         """The database URI in use."""
@@ -94,20 +97,24 @@ def to_arrow(obj: Any, vector_dim: int | None) -> pa.Table:
 
 
 class LanceDBIOManager(dg.ConfigurableIOManager):
-    """Writes frames to LanceDB tables with merge-insert on a primary key; loads the table object back."""
+    """Writes frames to LanceDB tables with merge-insert on a primary key; loads the table object back.
 
-    uri: str | None = Field(
-        default=None,
-        description="LanceDB URI, a local path or s3://. Unset: PLATFORM_LANCEDB_URI, else $PLATFORM_DATA_DIR/lancedb.",
-    )
+    S3 credentials are never part of this config: `connect_lancedb` reads them from the environment.
+    """
+
+    uri: str | None = Field(default=None, description=_URI_DESCRIPTION)
     index_min_rows: int = Field(
         default=DEFAULT_INDEX_MIN_ROWS,
         description="Build an ANN index on the vector column once a table has this many rows; below it exact search is fast enough.",
     )
     vector_dim: int = Field(default=384, description="Width of the fixed-size vector column.")
 
+    def resolved_uri(self) -> str:
+        """The database URI in use."""
+        return self.uri or get_settings().lancedb_uri
+
     def _db(self) -> lancedb.DBConnection:
-        return connect_lancedb(self.uri)
+        return connect_lancedb(self.resolved_uri())
 
     @staticmethod
     def _table_name(context: dg.OutputContext | dg.InputContext) -> str:
@@ -155,9 +162,7 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
             {
                 "dagster/row_count": dg.MetadataValue.int(table.count_rows()),
                 "dagster/column_schema": column_schema(preview),
-                "dagster/uri": dg.MetadataValue.text(
-                    f"{self.uri or get_settings().lancedb_uri}/{name}.lance"
-                ),
+                "dagster/uri": dg.MetadataValue.text(f"{self.resolved_uri()}/{name}.lance"),
                 "lancedb/table": name,
                 "lancedb/version": dg.MetadataValue.int(table.version),
                 "lancedb/write_mode": mode,

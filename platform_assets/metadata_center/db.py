@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.orm import Session
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,17 +88,31 @@ def is_transient(error: exc.DBAPIError) -> bool:
     return code in ("40001", "40P01") or "database is locked" in text or "database is busy" in text
 
 
+def _is_transient_error(error: BaseException) -> bool:
+    return isinstance(error, exc.DBAPIError) and is_transient(error)
+
+
 def with_retry(operation: Callable[[], T], attempts: int = 5) -> T:
-    """Run a whole transaction again after a transient failure (see `is_transient`)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return operation()
-        except exc.DBAPIError as error:
-            if attempt == attempts or not is_transient(error):
-                raise
-            log.warning("transient database error (attempt %d/%d): %s", attempt, attempts, error.orig)
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
+    """Run a whole transaction again after a transient failure (see `is_transient`): up to `attempts` tries,
+    0.1 s before the second and doubling; any other error, or the last try's, is raised as is."""
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "transient database error (attempt %d/%d): %s",
+            state.attempt_number,
+            attempts,
+            getattr(error, "orig", error),
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.1, exp_base=2),
+        retry=retry_if_exception(_is_transient_error),
+        before_sleep=log_retry,
+        reraise=True,
+    )
+    return retrying(operation)
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def] - alembic.config.Config, imported lazily

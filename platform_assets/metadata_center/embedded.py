@@ -13,7 +13,6 @@ signalling exactly that session. Its output goes to `log_path`; a start that fai
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from platform_assets.lib.config import child_env, env_overrides
 from platform_assets.lib.processes import free_port, stop_session
 from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterUnavailable
 
@@ -75,7 +75,7 @@ class EmbeddedMetadataCenter:
         command += ["--host", self.host, "--port", str(self.port)]
         if self.db_url:
             command += ["--db", self.db_url]
-        env = dict(self.env if self.env is not None else os.environ)
+        env = dict(self.env) if self.env is not None else child_env()
         env.setdefault("PLATFORM_DATA_DIR", str(self.data_dir))
         env.setdefault("PYTHONUNBUFFERED", "1")
         with self.log_path.open("ab") as log:
@@ -137,14 +137,6 @@ def metadata_center_for_run(data_dir: Path, echo: Callable[[str], None] = print)
         return
     except MetadataCenterUnavailable:
         pass
-    previous = os.environ.get("METADATA_CENTER_URL")
-    with EmbeddedMetadataCenter(data_dir) as service:
-        os.environ["METADATA_CENTER_URL"] = service.url
+    with EmbeddedMetadataCenter(data_dir) as service, env_overrides({"METADATA_CENTER_URL": service.url}):
         echo(f"  started the embedded metadata center at {service.url} (make dev keeps one running)")
-        try:
-            yield service.url
-        finally:
-            if previous is None:
-                os.environ.pop("METADATA_CENTER_URL", None)
-            else:
-                os.environ["METADATA_CENTER_URL"] = previous
+        yield service.url

@@ -1,9 +1,9 @@
 """Configuration of the metadata center, its client and the SDK.
 
-This module is the only one in the package that reads METADATA_CENTER_* variables, and it does so only when
-asked (never at import time). They live in `platform_assets/lib/config.py` (shared/DESIGN.md section 4), the one place that reads
-configuration; this module re-exports them for the metadata center's code. Storage settings (AWS_*) and the data
-directory come from `get_settings()`.
+The METADATA_CENTER_* variables are read in `platform_assets/lib/config.py`, the one place that reads the
+environment, and only when asked (never at import time); this module re-exports them for the metadata center's
+code. Storage settings (AWS_*) and the data directory come from `get_settings()`. docs/configuration.md lists
+every variable of the platform.
 
 | variable | default |
 |---|---|

@@ -28,15 +28,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 URL_ENV = "DAGSTER_WEBSERVER_URL"
 
 
+def _configured_webserver_url() -> str:
+    from platform_assets.lib.config import get_settings
+
+    return get_settings().dagster_webserver_url
+
+
 def _common_options(command: F) -> F:
     """--url and --json on every command, and one-line errors instead of tracebacks."""
 
     @click.option(
         "--url",
-        envvar=URL_ENV,
-        default=DEFAULT_WEBSERVER_URL,
-        show_default=True,
-        help=f"The Dagster webserver (also ${URL_ENV}).",
+        default=_configured_webserver_url,
+        show_default=f"${URL_ENV}, else {DEFAULT_WEBSERVER_URL}",
+        help="The Dagster webserver.",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
     @functools.wraps(command)

@@ -6,7 +6,6 @@ the lake, a SQLite online store under $PLATFORM_DATA_DIR by default, Redis when 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -34,7 +33,7 @@ class FeaturePushError(ValueError):
 
 def online_store_config(settings: PlatformSettings) -> dict[str, Any]:
     """The online store: SQLite under the data dir, or Redis from a redis:// URL in FEAST_ONLINE_STORE."""
-    value = os.environ.get("FEAST_ONLINE_STORE", "sqlite").strip()
+    value = settings.feast_online_store
     if value in ("", "sqlite"):
         return {"type": "sqlite", "path": str(settings.data_dir / "feast" / "online_store.db")}
     if value.startswith(("redis://", "rediss://")):
@@ -58,7 +57,7 @@ def feature_store(settings: PlatformSettings | None = None) -> feast.FeatureStor
     settings = settings or get_settings()
     repo_dir = settings.data_dir / "feast"
     repo_dir.mkdir(parents=True, exist_ok=True)
-    registry = os.environ.get("PLATFORM_FEAST_REGISTRY") or str(repo_dir / "registry.db")
+    registry = settings.feast_registry
     config = RepoConfig(
         project=PROJECT,
         provider="local",

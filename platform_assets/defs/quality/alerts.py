@@ -1,21 +1,32 @@
 """Alerts: a run-failure sensor and a check-failure sensor that post Slack-compatible JSON to a webhook."""
 
 import json
-import time
 from typing import Any
 
 import dagster as dg
 import requests
 from pydantic import Field
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from platform_assets.lib.config import get_settings
 
 
 class AlertWebhook(dg.ConfigurableResource):
-    """Posts alert messages (Slack incoming-webhook format: a `text` plus details) to a URL."""
+    """Posts alert messages (Slack incoming-webhook format: a `text` plus details) to a URL.
+
+    A webhook URL carries its own secret, so the code location leaves `url` unset and it is read from
+    PLATFORM_ALERT_WEBHOOK_URL when a sensor runs: the UI never shows it.
+    """
 
     url: str | None = Field(
-        default=None, description="Webhook URL. Unset: PLATFORM_ALERT_WEBHOOK_URL; unset too: alerts are off."
+        default=None,
+        description="Webhook URL (a secret). Unset: PLATFORM_ALERT_WEBHOOK_URL; unset too: alerts are off.",
     )
     attempts: int = Field(default=3, description="Tries per message before giving up for this tick.")
     backoff_seconds: float = Field(default=1.0, description="Wait before the second try; doubles each time.")
@@ -30,23 +41,38 @@ class AlertWebhook(dg.ConfigurableResource):
         url = self.resolved_url()
         if not url:
             raise AlertDeliveryError("no alert webhook configured (set PLATFORM_ALERT_WEBHOOK_URL)")
-        delay = self.backoff_seconds
-        last_error = ""
-        for attempt in range(1, self.attempts + 1):
+
+        def attempt() -> None:
             try:
                 response = requests.post(url, json=payload, timeout=self.timeout_seconds)
-                if response.status_code < 300:
-                    return
-                last_error = f"HTTP {response.status_code}: {response.text[:200]}"
             except requests.RequestException as err:
-                last_error = f"{type(err).__name__}: {err}"
-            log.warning(f"alert webhook {url}: attempt {attempt}/{self.attempts} failed ({last_error})")
-            if attempt < self.attempts:
-                time.sleep(delay)
-                delay *= 2
-        message = f"alert webhook {url} unreachable after {self.attempts} attempts: {last_error}"
-        log.error(message)
-        raise AlertDeliveryError(message)
+                raise _AttemptFailed(f"{type(err).__name__}: {err}") from err
+            if response.status_code >= 300:
+                raise _AttemptFailed(f"HTTP {response.status_code}: {response.text[:200]}")
+
+        def log_failure(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                f"alert webhook {url}: attempt {state.attempt_number}/{self.attempts} failed ({error})"
+            )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_seconds, exp_base=2),
+            retry=retry_if_exception_type(_AttemptFailed),
+            after=log_failure,
+            reraise=True,
+        )
+        try:
+            retrying(attempt)
+        except _AttemptFailed as err:
+            message = f"alert webhook {url} unreachable after {self.attempts} attempts: {err}"
+            log.error(message)
+            raise AlertDeliveryError(message) from err
+
+
+class _AttemptFailed(RuntimeError):
+    """One delivery attempt failed; the message says how (an HTTP status or a connection error)."""
 
 
 class AlertDeliveryError(RuntimeError):

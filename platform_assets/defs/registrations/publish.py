@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import dagster as dg
+
+from platform_assets.lib.config import get_settings
 
 
 def asset_lineage(context: dg.AssetExecutionContext) -> list[str]:
@@ -27,7 +28,7 @@ def asset_lineage(context: dg.AssetExecutionContext) -> list[str]:
 def lineage_record(
     context: dg.AssetExecutionContext, source: dict[str, Any], training_id: str
 ) -> dict[str, Any]:
-    """The seed-000 lineage record of the training-ready dataset."""
+    """The lineage record of the training-ready dataset: its source version, Dagster assets and run."""
     metadata = source.get("metadata") or {}
     upstream: dict[str, list[str]] = {
         "datasets": [f"{source['dataset_id']}@v{source['version']}"],
@@ -55,7 +56,8 @@ def publish_to_cube_studio(payload: dict[str, Any], log: Any) -> str:
 
     import requests
 
-    url, token = os.environ.get("CUBE_STUDIO_URL"), os.environ.get("CUBE_STUDIO_TOKEN")
+    settings = get_settings()
+    url, token = settings.cube_studio_url, settings.cube_studio_token
     if not url or not token:
         return "off (set CUBE_STUDIO_URL and CUBE_STUDIO_TOKEN)"
     storage = payload["storage_path"]
@@ -83,7 +85,8 @@ def emit_openlineage(
     context: dg.AssetExecutionContext, source: dict[str, Any], payload: dict[str, Any]
 ) -> str:
     """Send an OpenLineage COMPLETE event for the publication when OPENLINEAGE_URL or OPENLINEAGE_FILE is set."""
-    url, path = os.environ.get("OPENLINEAGE_URL"), os.environ.get("OPENLINEAGE_FILE")
+    settings = get_settings()
+    url, path = settings.openlineage_url, settings.openlineage_file
     if not url and not path:
         return "off (set OPENLINEAGE_URL or OPENLINEAGE_FILE)"
     from datetime import UTC, datetime

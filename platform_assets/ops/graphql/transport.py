@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from platform_assets.lib.config import DAGSTER_WEBSERVER_DEFAULT_URL
 from platform_assets.ops.graphql.errors import (
     PlatformGraphQLError,
     RunNotFound,
@@ -22,7 +23,7 @@ from platform_assets.ops.graphql.errors import (
     first_line,
 )
 
-DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
+DEFAULT_WEBSERVER_URL = DAGSTER_WEBSERVER_DEFAULT_URL
 # The result types Dagster answers with for an unknown run id (the second is the pre-1.0 name, still in the schema).
 _RUN_NOT_FOUND = frozenset({"RunNotFoundError", "PipelineRunNotFoundError"})
 
