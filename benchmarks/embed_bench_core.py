@@ -136,14 +136,14 @@ def run_embed_stage(
     embed_backend (the resolved default), backend_texts_per_s {torch, onnx, onnx-int8}, default_vs_torch,
     int8_vs_torch, int8_mean_cosine, int8_min_cosine, int8_top10_overlap, gpu, plus export and detail figures.
     """
-    from platform_assets.lib import embedding_backends as eb
+    from platform_assets.lib import embedding as emb
     from platform_assets.lib.embedding import TextEmbedder
     from platform_assets.lib.ray_resource import RayResource
 
     texts = list(texts)
-    report: dict[str, Any] = {"rows": len(texts), "cpus": eb._default_threads()}
+    report: dict[str, Any] = {"rows": len(texts), "cpus": emb.default_threads()}
     gpu = None
-    if eb.cuda_available():
+    if emb.cuda_available():
         import torch
 
         gpu = torch.cuda.get_device_name(0)
@@ -152,14 +152,14 @@ def run_embed_stage(
     # Export, quantise and verify (nothing when the cache is warm): timed apart from every throughput.
     started = time.perf_counter()
     specs = {
-        "torch": eb.resolve_backend("torch"),
-        "onnx": eb.resolve_backend("onnx", device="cpu"),
-        "onnx-int8": eb.resolve_backend("onnx-int8", device="cpu"),
+        "torch": emb.resolve_backend("torch"),
+        "onnx": emb.resolve_backend("onnx", device="cpu"),
+        "onnx-int8": emb.resolve_backend("onnx-int8", device="cpu"),
     }
-    default = eb.resolve_backend(None)
+    default = emb.resolve_backend(None)
     report["export_resolve_s"] = round(time.perf_counter() - started, 2)
-    fp32_manifest = eb.read_manifest(Path(specs["onnx"].model_file)) or {}
-    int8_manifest = eb.read_manifest(Path(specs["onnx-int8"].model_file)) or {}
+    fp32_manifest = emb.read_manifest(Path(specs["onnx"].model_file)) or {}
+    int8_manifest = emb.read_manifest(Path(specs["onnx-int8"].model_file)) or {}
     report["onnx_export_s"] = fp32_manifest.get("build_seconds")
     report["onnx_verify_s"] = fp32_manifest.get("verify_seconds")
     report["int8_quantise_s"] = int8_manifest.get("build_seconds")

@@ -23,14 +23,14 @@ def sample_texts(rows: int, join: int = 1) -> list[str]:
     The sample's texts are short (about 18 tokens); `join` > 1 joins that many consecutive texts into one,
     for review-length inputs (join=3: about 55 tokens).
     """
-    from platform_assets.defs.reviews.assets import REVIEW_SCHEMA
     from platform_assets.defs.reviews.cleaning import clean_reviews
+    from platform_assets.defs.reviews.contract import RAW_REVIEWS
     from platform_assets.defs.reviews.sample_data import write_sample_reviews
     from platform_assets.lib.landing import read_landing
 
     with tempfile.TemporaryDirectory(prefix="embed-bench-") as directory:
         write_sample_reviews(Path(directory), rows=int(rows * join * 1.1) + 10)
-        raw, _ = read_landing(Path(directory), REVIEW_SCHEMA)
+        raw, _ = read_landing(Path(directory), RAW_REVIEWS.reader_schema())
     texts = clean_reviews(raw).cleaned["text"].tolist()
     return [" ".join(texts[i * join : (i + 1) * join]) for i in range(rows)]
 

@@ -1192,7 +1192,7 @@ def test_the_dockerfile_builds_a_non_root_offline_image_without_secrets() -> Non
         ("pyproject.toml", False),
         ("README.md", False),
         ("platform_assets/definitions.py", False),
-        ("platform_assets/lib/embedding.py", False),
+        ("platform_assets/lib/embedding/__init__.py", False),
         ("deploy/docker/smoke_check.py", False),
         ("deploy/helm/values.yaml", True),
         (".venv/bin/python", True),

@@ -3,7 +3,7 @@
 Run by deploy/Dockerfile as the image's non-root user, with HF_HUB_OFFLINE=1 and no network expected: if
 the model were missing from site-packages, or anything tried to reach a model hub, the build fails here
 instead of the first embedding run in production. A script, not `python -c`: pyspark mistakes `-c` runs that
-import great_expectations for doctests and exits 0 (shared/STACK.md).
+import great_expectations for doctests and exits 0.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def main() -> int:
 
     import numpy as np
 
-    from platform_assets.lib.embedding_backends import EMBEDDING_DIM, TorchEncoder, model_dir
+    from platform_assets.lib.embedding import EMBEDDING_DIM, TorchEncoder, model_dir
 
     vectors = TorchEncoder(device="cpu", threads=1).encode(
         ["battery dies too fast", "the battery drains quickly"]

