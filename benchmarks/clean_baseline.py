@@ -35,16 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from platform_assets.defs.reviews.cleaning import (
-    ENTITY_PATTERN,
-    HTML_ENTITIES,
-    MAX_TEXT_CHARS,
-    MIN_TEXT_CHARS,
-    NOISE_PATTERN,
-    RATING_RANGE,
-    REJECT_REASONS,
-    TAG_PATTERN,
-)
+from platform_assets.defs.reviews.cleaning import ENTITY_PATTERN, HTML_ENTITIES, NOISE_PATTERN, TAG_PATTERN
+from platform_assets.defs.reviews.contract import MAX_TEXT_CHARS, MIN_TEXT_CHARS, RATING_RANGE, REJECT_REASONS
 
 # The per-row rules, in REJECT_REASONS order (the duplicate rules come after them).
 ROW_RULES = REJECT_REASONS[:10]
@@ -280,7 +272,7 @@ def run_clean_stage(raw: pd.DataFrame, repeat: int = 1) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Generate sample reviews, read them as `raw/reviews` does, and print the clean stage's figures as JSON."""
-    from platform_assets.defs.reviews.assets import REVIEW_SCHEMA
+    from platform_assets.defs.reviews.contract import RAW_REVIEWS
     from platform_assets.defs.reviews.sample_data import write_sample_reviews
     from platform_assets.lib.landing import read_landing
 
@@ -290,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="clean_bench_") as landing:
         write_sample_reviews(Path(landing), rows=args.rows)
-        raw, _ = read_landing(Path(landing), REVIEW_SCHEMA)
+        raw, _ = read_landing(Path(landing), RAW_REVIEWS.reader_schema())
     print(json.dumps(run_clean_stage(raw, repeat=args.repeat), sort_keys=True))
     return 0
 

@@ -133,8 +133,8 @@ def stage_ingest(landing: Path, repeats: int = 3) -> tuple[dict[str, Any], pd.Da
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from platform_assets.defs.reviews.assets import REVIEW_SCHEMA, raw_reviews
-    from platform_assets.defs.reviews.quality import RAW_SUITE
+    from platform_assets.defs.reviews.assets import raw_reviews
+    from platform_assets.defs.reviews.contract import RAW_REVIEWS
     from platform_assets.lib.landing import read_landing
     from platform_assets.lib.quality import score_metadata
 
@@ -151,13 +151,13 @@ def stage_ingest(landing: Path, repeats: int = 3) -> tuple[dict[str, Any], pd.Da
         baseline_rows = plain_pyarrow()
         baseline_times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        raw, _ = read_landing(landing, REVIEW_SCHEMA)
+        raw, _ = read_landing(landing, RAW_REVIEWS.reader_schema())
         ours_times.append(time.perf_counter() - start)
     assert raw is not None and len(raw) == baseline_rows, "the two readers disagree on the row count"
     ours, baseline = statistics.median(ours_times), statistics.median(baseline_times)
     # The whole asset body once: the reader plus the raw layer's quality score (GX) in its metadata. GX is
     # imported and its context built first, as in a long-running code server.
-    score_metadata(raw.head(100), [RAW_SUITE])
+    score_metadata(raw.head(100), [RAW_REVIEWS.suite])
     asset_s, _ = _median_time(lambda: raw_reviews(dg.build_asset_context()), repeats=1)
     return {
         "ingest_rows_per_s": round(len(raw) / ours),

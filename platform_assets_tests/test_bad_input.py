@@ -11,6 +11,7 @@ import pytest
 from platform_assets.definitions import defs
 from platform_assets.defs.reviews.assets import CLEANED, QUARANTINE, RAW
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.resources import shared_resources
 
 HEADER = "review_id,product_id,user_id,rating,text,created_at"
 GOOD_ROWS = [
@@ -23,7 +24,8 @@ def run_raw_and_clean() -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
         selection=dg.AssetSelection.assets(RAW, CLEANED, QUARANTINE),
-        resources=dict(defs.resources),
+        # Fresh resources: the loaded definitions' point where the environment pointed at import time.
+        resources={**defs.resources, **shared_resources()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -1,6 +1,6 @@
 """The clean benchmark's pandas baseline implements the same rules as `clean_reviews`, row for row.
 
-The benchmark's figure (clean_reviews vs pandas, issue 8) means something only if both produce the same
+The benchmark's figure (clean_reviews vs pandas) means something only if both produce the same
 outputs; these tests hold that on the sample data and on crafted edge cases, and check that the comparison
 the benchmark relies on does catch a difference. No timings are asserted.
 """

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from platform_assets.defs.reviews.assets import REVIEW_SCHEMA
-from platform_assets.defs.reviews.cleaning import REJECT_REASONS, clean_reviews
+from platform_assets.defs.reviews.cleaning import clean_reviews
+from platform_assets.defs.reviews.contract import REJECT_REASONS
 from platform_assets.defs.reviews.sample_data import generate_reviews, write_sample_reviews
 from platform_assets.lib.landing import read_landing
 

@@ -125,7 +125,9 @@ def test_importing_the_package_changes_nothing_in_the_process() -> None:
         "        and 'preview|beta' in f[1].pattern]\n"
         "print(json.dumps({'env': changed, 'filters': ours}))\n"
     )
-    environment = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED")}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "RAY_USAGE_STATS_ENABLED")
+    }
     completed = subprocess.run(
         [sys.executable, "-"],
         input=script,

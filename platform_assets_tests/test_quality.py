@@ -1,13 +1,15 @@
-"""Quality suites (Great Expectations), suite checks, quality scores, pandera schemas and the quality job."""
+"""Quality suites (Great Expectations), suite checks, quality scores, dataset contracts and their pandera types."""
 
 import dagster as dg
 import pandas as pd
 import pytest
 
-from platform_assets.defs.reviews.quality import CleanedReviewsType
-from platform_assets.defs.reviews.schemas import CleanedReviews, RawReviews
+from platform_assets.defs.reviews.assets import CleanedReviewsType
+from platform_assets.defs.reviews.checks import cleaned_contract
+from platform_assets.defs.reviews.contract import CLEANED_REVIEWS, RAW_REVIEWS
 from platform_assets.lib import quality as q
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.contract import Column, DatasetContract
 from platform_assets.lib.lake import LakeIOManager
 
 FRAME = pd.DataFrame(
@@ -120,17 +122,25 @@ def cleaned_frame() -> pd.DataFrame:
     )
 
 
-def test_pandera_schemas_accept_good_and_list_every_failure() -> None:
-    CleanedReviews.validate(cleaned_frame())
-    bad = cleaned_frame()
-    bad.loc[1, "review_id"] = "r1"
-    bad.loc[0, "rating"] = 9
+def test_pandera_schemas_check_structure_only() -> None:
+    """pandera holds columns, dtypes and lineage nulls; value rules (key, range) are left to the suite."""
+    CLEANED_REVIEWS.pandera_schema().validate(cleaned_frame())
+    values_broken = cleaned_frame()
+    values_broken.loc[1, "review_id"] = "r1"
+    values_broken.loc[0, "rating"] = 9
+    CLEANED_REVIEWS.pandera_schema().validate(values_broken)
     import pandera.errors
 
+    structure_broken = (
+        cleaned_frame()
+        .drop(columns=["created_at"])
+        .assign(rating=["4", "5"], _source_file=pd.array(["f.csv", None], dtype="string"))
+    )
     with pytest.raises(pandera.errors.SchemaErrors) as raised:
-        CleanedReviews.validate(bad, lazy=True)
-    failed = set(raised.value.failure_cases["column"])
-    assert {"review_id", "rating"} <= failed
+        CLEANED_REVIEWS.pandera_schema().validate(structure_broken, lazy=True)
+    cases = raised.value.failure_cases
+    assert set(cases["column"].dropna()) >= {"rating", "_source_file"}
+    assert cases.loc[cases["check"] == "column_in_dataframe", "failure_case"].tolist() == ["created_at"]
     raw = (
         cleaned_frame()
         .drop(columns=["rating"])
@@ -138,7 +148,7 @@ def test_pandera_schemas_accept_good_and_list_every_failure() -> None:
             rating=pd.array([None, 3], dtype="Int64"), _ingest_error=pd.array([None, None], dtype="string")
         )
     )
-    RawReviews.validate(raw)
+    RAW_REVIEWS.pandera_schema().validate(raw)
 
 
 def test_pandera_dagster_type_fails_the_step_and_keeps_the_previous_output(
@@ -154,13 +164,125 @@ def test_pandera_dagster_type_fails_the_step_and_keeps_the_previous_output(
 
     resources = {"lake_io_manager": LakeIOManager()}
     assert dg.materialize([cleaned_like], resources=resources).success
-    holder["frame"] = cleaned_frame().assign(rating=[0, 7])
+    holder["frame"] = cleaned_frame().assign(rating=[4.0, 5.0])
     result = dg.materialize([cleaned_like], resources=resources, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert (
-        "CleanedReviews: 2 schema failure(s) in column(s) ['rating']"
+        "CleanedReviews: 1 schema failure(s) in column(s) ['rating']"
         in failure.step_failure_data.error.to_string()
     )
     stored = pd.read_parquet(f"{platform_env.lake_uri}/cleaned/reviews_like.parquet")
     assert stored["rating"].tolist() == [4, 5]
+
+
+def test_a_broken_value_rule_is_reported_by_name_by_the_blocking_contract_check(
+    platform_env: PlatformSettings,
+) -> None:
+    """A duplicate id and an out-of-range rating pass the type (structure) and fail `cleaned_contract`,
+    which names both rules with their evidence and keeps everything downstream from running."""
+    bad = cleaned_frame()
+    bad.loc[1, "review_id"] = "r1"
+    bad.loc[0, "rating"] = 9
+
+    @dg.asset(
+        key=CLEANED_REVIEWS.asset_key, io_manager_key="lake_io_manager", dagster_type=CleanedReviewsType
+    )
+    def cleaned() -> pd.DataFrame:
+        return bad
+
+    @dg.asset(deps=[cleaned])
+    def downstream() -> None:
+        raise AssertionError("a failed blocking check must keep this from running")
+
+    result = dg.materialize(
+        [cleaned, downstream, cleaned_contract],
+        resources={"lake_io_manager": LakeIOManager()},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not [e for e in result.all_events if e.is_step_failure and e.step_key == "cleaned__reviews"]
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "cleaned_contract" and not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    failed = {f["rule"]: f for f in evaluation.metadata["failed_rules"].value}
+    assert set(failed) == {"review_id is unique", "rating in [1, 5]"}
+    assert failed["review_id is unique"]["sample"] == ["r1", "r1"]
+    assert failed["rating in [1, 5]"]["sample"] == [9]
+    assert "downstream" not in {
+        e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
+    }
+
+
+def test_a_check_reuses_the_score_its_asset_computed_in_the_same_run(
+    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = q.Suite(name="frame_rules", rules=[q.between("amount", 0, 10)])
+    calls: list[str] = []
+    validate = q.validate
+
+    def counting(frame: pd.DataFrame, suite: q.Suite) -> q.SuiteResult:
+        calls.append(suite.name)
+        return validate(frame, suite)
+
+    monkeypatch.setattr("platform_assets.lib.quality.checks.validate", counting)
+
+    @dg.asset(key=["raw", "frame"], io_manager_key="lake_io_manager")
+    def frame(context: dg.AssetExecutionContext) -> dg.Output:
+        return dg.Output(FRAME, metadata=q.score_metadata(FRAME, [suite], context))
+
+    check = q.suite_check(dg.AssetKey(["raw", "frame"]), suite)
+    result = dg.materialize([frame, check], resources={"lake_io_manager": LakeIOManager()})
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert calls == ["frame_rules"]
+    assert not evaluation.passed and evaluation.metadata["failed_rules"].value[0]["sample"] == [50, -3]
+    # Alone (as the quality job runs it), the check validates the stored frame itself.
+    alone = dg.materialize(
+        [frame, check],
+        selection=dg.AssetSelection.checks(check),
+        resources={"lake_io_manager": LakeIOManager()},
+    )
+    assert calls == ["frame_rules", "frame_rules"]
+    assert not alone.get_asset_check_evaluations()[0].passed
+
+
+def test_a_contract_derives_reader_schema_suite_and_described_columns() -> None:
+    contract = DatasetContract(
+        name="cleaned/things",
+        columns=(
+            Column("id", "string", "The thing's id.", nullable=False),
+            Column("size", "int", "Its size in cm."),
+            Column("_source_file", "string", "Where it came from.", nullable=False, lineage=True),
+        ),
+        key="id",
+        check="things_contract",
+        blocking=True,
+        rules=(q.row_count_between(min_value=1), q.between("size", 0, 100)),
+    )
+    assert contract.asset_key == dg.AssetKey(["cleaned", "things"])
+    assert contract.reader_schema() == {"id": "string", "size": "int"}
+    assert [r.description for r in contract.suite.rules] == [
+        "row count in [1, inf]",
+        "id is never null",
+        "id is unique",
+        "size in [0, 100]",
+    ]
+    assert contract.suite.name == "things_contract" and contract.suite.blocking
+    schema = contract.definition_metadata()["dagster/column_schema"]
+    by_name = {c.name: c for c in schema.columns}
+    assert by_name["size"].description == "Its size in cm." and by_name["size"].type == "int64"
+    assert by_name["id"].constraints.unique and not by_name["id"].constraints.nullable
+    assert by_name["size"].constraints.other == ["size in [0, 100]"]
+    assert schema.constraints.other == ["row count in [1, inf]"]
+    with pytest.raises(ValueError, match="undeclared"):
+        DatasetContract(name="x/y", columns=contract.columns, check="c", rules=(q.not_null("nope"),))
+
+
+def test_every_reviews_column_is_described_in_the_ui() -> None:
+    from platform_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for contract in (RAW_REVIEWS, CLEANED_REVIEWS):
+        schema = graph.get(contract.asset_key).metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == contract.column_names
+        assert all(c.description for c in schema.columns)

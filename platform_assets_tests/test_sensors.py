@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from platform_assets.defs.reviews.automation import reviews_landing_sensor
 from platform_assets.defs.reviews.sample_data import write_sample_reviews
+from platform_assets.defs.reviews.sensors import reviews_landing_sensor
 from platform_assets.lib.config import PlatformSettings
 
 

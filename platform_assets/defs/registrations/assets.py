@@ -9,7 +9,7 @@ from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.schema import clean_by_schema, compare, registry_type, suite_for
 from platform_assets.lib.config import get_settings
-from platform_assets.lib.quality import score_metadata
+from platform_assets.lib.quality import cleaning_outputs
 
 GROUP = "registrations"
 RAW = dg.AssetKey(["raw", "registered_datasets"])
@@ -18,6 +18,7 @@ QUARANTINE = dg.AssetKey(["quarantine", "registered_datasets"])
 PUBLISHED = dg.AssetKey(["published", "registered_datasets"])
 VERSION_TAG = "platform/dataset_version"
 TRAINING_SUFFIX = "__training"
+
 
 def registration_for(context: Any, metadata_center: MetadataCenterResource) -> dict[str, Any]:
     """The registration this run is about: the version in the run's tag (set by the sensor), else the latest."""
@@ -89,23 +90,13 @@ def cleaned_registered_dataset(
     """Generic cleaning driven by the registration; every raw row lands in exactly one output."""
     registration = registration_for(context, metadata_center)
     cleaned, quarantine = clean_by_schema(registration, raw)
-    reasons = quarantine["reject_reason"].value_counts().to_dict()
-    yield dg.Output(
+    yield from cleaning_outputs(
+        context,
+        len(raw),
         cleaned,
-        output_name="cleaned",
-        metadata={
-            "raw_rows": len(raw),
-            "version": registration["version"],
-            **score_metadata(cleaned, [suite_for(registration)]),
-        },
-    )
-    yield dg.Output(
         quarantine,
-        output_name="quarantine",
-        metadata={
-            "raw_rows": len(raw),
-            "reasons": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
-        },
+        cleaned_suites=[suite_for(registration)],
+        cleaned_metadata={"version": registration["version"]},
     )
 
 

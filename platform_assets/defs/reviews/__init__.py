@@ -1,13 +1,11 @@
-"""Product reviews: landing files to semantic search (seed 002, Demo 4)."""
+"""Product reviews: landing files to semantic search."""
 
 import dagster as dg
 
 from platform_assets.defs.reviews import assets, checks
-from platform_assets.defs.reviews.automation import (
-    reviews_daily_schedule,
-    reviews_job,
-    reviews_landing_sensor,
-)
+from platform_assets.defs.reviews.jobs import reviews_job
+from platform_assets.defs.reviews.schedules import reviews_daily_schedule
+from platform_assets.defs.reviews.sensors import reviews_landing_sensor
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([assets]),

@@ -1,5 +1,10 @@
-"""The reviews domain: landing files → raw → cleaned + quarantine → embedded (LanceDB) → semantic search."""
+"""The reviews domain: landing files → raw → cleaned + quarantine → embedded (LanceDB) → semantic search.
 
+Each dataset's columns and rules are its contract (`contract.py`); the Dagster types, the column descriptions
+shown in the UI and the quality scores below are derived from it.
+"""
+
+from collections.abc import Iterator
 from datetime import timedelta
 
 import dagster as dg
@@ -8,36 +13,44 @@ import pandas as pd
 
 from platform_assets.defs.lake_sync.assets import LAKE_SYNC
 from platform_assets.defs.reviews.cleaning import clean_reviews
-from platform_assets.defs.reviews.quality import (
-    CLEANED_SUITE,
-    QUARANTINE_SUITE,
-    RAW_SUITE,
-    CleanedReviewsType,
-    RawReviewsType,
+from platform_assets.defs.reviews.contract import (
+    CLEANED_REVIEWS,
+    EMBEDDED_REVIEWS,
+    LANCEDB_TABLE,
+    QUARANTINED_REVIEWS,
+    RAW_REVIEWS,
 )
 from platform_assets.lib.config import get_settings
-from platform_assets.lib.embedding import MODEL_NAME, TextEmbedder, content_hash
-from platform_assets.lib.embedding_backends import EMBEDDING_DIM, EMBEDDING_SPACE_COLUMN
+from platform_assets.lib.embedding import (
+    EMBEDDING_DIM,
+    EMBEDDING_SPACE_COLUMN,
+    MODEL_NAME,
+    TextEmbedder,
+    content_hash,
+)
 from platform_assets.lib.landing import LandingFileError, read_landing
-from platform_assets.lib.quality import score_metadata
+from platform_assets.lib.quality import cleaning_outputs, pandera_dagster_type, score_metadata
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
+from platform_assets.ops.k8s_config import embedding_op_tags
 
 GROUP = "reviews"
 FRESHNESS_LIMIT = timedelta(hours=2)
-RAW = dg.AssetKey(["raw", "reviews"])
-CLEANED = dg.AssetKey(["cleaned", "reviews"])
-QUARANTINE = dg.AssetKey(["quarantine", "reviews"])
-EMBEDDED = dg.AssetKey(["embedded", "reviews"])
-LANCEDB_TABLE = "reviews"
+RAW = RAW_REVIEWS.asset_key
+CLEANED = CLEANED_REVIEWS.asset_key
+QUARANTINE = QUARANTINED_REVIEWS.asset_key
+EMBEDDED = EMBEDDED_REVIEWS.asset_key
+# The landing reader's column types (the tests and benchmarks read landing files with it too).
+REVIEW_SCHEMA = RAW_REVIEWS.reader_schema()
 
-REVIEW_SCHEMA = {
-    "review_id": "string",
-    "product_id": "string",
-    "user_id": "string",
-    "rating": "int",
-    "text": "string",
-    "created_at": "timestamp",
-}
+# Structure only (columns, dtypes, lineage never null): the value rules are the suites' asset checks.
+RawReviewsType = pandera_dagster_type(
+    "RawReviews", RAW_REVIEWS.pandera_schema, "Raw reviews: the contract's columns and dtypes (pandera)."
+)
+CleanedReviewsType = pandera_dagster_type(
+    "CleanedReviews",
+    CLEANED_REVIEWS.pandera_schema,
+    "Cleaned reviews: the contract's columns and dtypes (pandera).",
+)
 
 
 @dg.asset(
@@ -47,16 +60,17 @@ REVIEW_SCHEMA = {
     # Collection nodes deliver into the landing zone through lake sync: lineage node → landing → raw.
     deps=[dg.AssetDep(LAKE_SYNC, partition_mapping=dg.AllPartitionMapping())],
     dagster_type=RawReviewsType,
-    # The source should deliver at least every two hours (seed 001: alert when data is > 2 h stale).
+    # The source should deliver at least every two hours: warn after one, fail after two.
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=FRESHNESS_LIMIT, warn_window=FRESHNESS_LIMIT / 2
     ),
     kinds={"pandas", "parquet"},
     owners=["team:data-platform"],
+    metadata=RAW_REVIEWS.definition_metadata(),
     description=(
         "Reviews as delivered: every CSV, JSON Lines and Parquet file under $PLATFORM_DATA_DIR/landing/reviews/, "
-        "typed (review_id, product_id, user_id: string; rating: int; text: string; created_at: UTC timestamp), "
-        "extra columns kept, plus _source_file, _source_line and _ingest_error for values that did not fit."
+        "typed by the contract's columns, extra columns kept, plus _source_file, _source_line and _ingest_error "
+        "for values that did not fit."
     ),
 )
 def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
@@ -79,7 +93,7 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
             "empty_files": dg.MetadataValue.json(report.empty_files),
             "ignored_files": dg.MetadataValue.json(report.ignored_files),
             "rows_with_type_errors": report.rows_with_type_errors,
-            **score_metadata(frame, [RAW_SUITE]),
+            **score_metadata(frame, [RAW_REVIEWS.suite], context),
         }
     )
     return frame
@@ -92,6 +106,7 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
             dagster_type=CleanedReviewsType,
             io_manager_key="lake_io_manager",
             kinds={"daft", "parquet"},
+            metadata=CLEANED_REVIEWS.definition_metadata(),
             description="Reviews fit for use: HTML and noise stripped, whitespace collapsed, valid ratings, "
             "unique review_id, no duplicate content.",
         ),
@@ -99,30 +114,24 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
             key=QUARANTINE,
             io_manager_key="lake_io_manager",
             kinds={"daft", "parquet"},
+            metadata=QUARANTINED_REVIEWS.definition_metadata(),
             description="Rejected reviews with their original values, reject_reason (a code) and reject_detail.",
         ),
     },
     ins={"raw": dg.AssetIn(key=RAW)},
     group_name=GROUP,
 )
-def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame):  # noqa: ANN201 - two Outputs
+def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Iterator[dg.Output]:
     """Split raw reviews into cleaned and quarantine with Daft; every raw row lands in exactly one."""
     result = clean_reviews(raw)
-    reasons = result.reasons()
-    context.log.info(f"cleaned {len(result.cleaned)} of {len(raw)} reviews; quarantined {reasons}")
-    yield dg.Output(
+    context.log.info(f"cleaned {len(result.cleaned)} of {len(raw)} reviews; quarantined {result.reasons()}")
+    yield from cleaning_outputs(
+        context,
+        len(raw),
         result.cleaned,
-        output_name="cleaned",
-        metadata={"raw_rows": len(raw), **score_metadata(result.cleaned, [CLEANED_SUITE])},
-    )
-    yield dg.Output(
         result.quarantine,
-        output_name="quarantine",
-        metadata={
-            "reasons": dg.MetadataValue.json(reasons),
-            "raw_rows": len(raw),
-            **score_metadata(result.quarantine, [QUARANTINE_SUITE]),
-        },
+        cleaned_suites=[CLEANED_REVIEWS.suite],
+        quarantine_suites=[QUARANTINED_REVIEWS.suite],
     )
 
 
@@ -134,12 +143,13 @@ def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame):  # no
     kinds={"ray", "lancedb"},
     metadata={
         "lancedb/table": LANCEDB_TABLE,
-        "lancedb/primary_key": "review_id",
+        "lancedb/primary_key": EMBEDDED_REVIEWS.key,
         "lancedb/scalar_indexes": {"review_id": "btree", "rating": "bitmap"},
         "embedding/model": MODEL_NAME,
+        **EMBEDDED_REVIEWS.definition_metadata(),
     },
-    # The embedding step is the one that wants a GPU in production; the K8s run launcher reads these tags.
-    op_tags={"platform/compute": "embedding"},
+    # The embedding step is the one that wants a GPU in production: its compute class and pod shape.
+    op_tags=embedding_op_tags(),
     description=f"Cleaned reviews plus a {EMBEDDING_DIM}-d normalised vector of the text, in the LanceDB table "
     f"'{LANCEDB_TABLE}' (merge-insert on review_id; unchanged texts are not re-embedded).",
 )

@@ -1,4 +1,5 @@
-"""Asset checks of the reviews domain: one check per expectation suite, plus accounting, yield and freshness.
+"""Asset checks of the reviews domain: one check per dataset contract's suite, plus accounting, yield and
+freshness.
 
 Blocking checks (the cleaned contract, row accounting, the cleaned yield) stop bad data before it reaches
 embeddings; the others warn.
@@ -12,8 +13,13 @@ import numpy as np
 import pandas as pd
 
 from platform_assets.defs.reviews.assets import CLEANED, EMBEDDED, FRESHNESS_LIMIT, QUARANTINE, RAW
-from platform_assets.defs.reviews.quality import CLEANED_SUITE, EMBEDDED_SUITE, QUARANTINE_SUITE, RAW_SUITE
-from platform_assets.lib.embedding_backends import EMBEDDING_DIM
+from platform_assets.defs.reviews.contract import (
+    CLEANED_REVIEWS,
+    EMBEDDED_REVIEWS,
+    QUARANTINED_REVIEWS,
+    RAW_REVIEWS,
+)
+from platform_assets.lib.embedding import EMBEDDING_DIM
 from platform_assets.lib.quality import row_accounting_check, suite_check
 from platform_assets.lib.vector_store import VECTOR_COLUMN, read_columns
 
@@ -22,13 +28,13 @@ MIN_CLEANED_YIELD = 0.5
 
 
 def _lance_frame(table: Any) -> pd.DataFrame:
-    return read_columns(table, list(EMBEDDED_SUITE.columns)).to_pandas()
+    return read_columns(table, list(EMBEDDED_REVIEWS.suite.columns)).to_pandas()
 
 
-raw_expectations = suite_check(RAW, RAW_SUITE)
-cleaned_contract = suite_check(CLEANED, CLEANED_SUITE)
-quarantine_expectations = suite_check(QUARANTINE, QUARANTINE_SUITE)
-embedded_expectations = suite_check(EMBEDDED, EMBEDDED_SUITE, to_frame=_lance_frame)
+raw_expectations = suite_check(RAW, RAW_REVIEWS.suite)
+cleaned_contract = suite_check(CLEANED, CLEANED_REVIEWS.suite)
+quarantine_expectations = suite_check(QUARANTINE, QUARANTINED_REVIEWS.suite)
+embedded_expectations = suite_check(EMBEDDED, EMBEDDED_REVIEWS.suite, to_frame=_lance_frame)
 
 # Staleness of the source-facing asset as a check, evaluated after each materialization and by the freshness
 # sensor (the asset's FreshnessPolicy shows the same limit in the UI; Dagster calls this builder superseded

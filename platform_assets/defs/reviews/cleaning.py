@@ -2,6 +2,7 @@
 
 A quarantined row keeps its original values and gets `reject_reason` (a stable code, one per row: the first
 rule it fails, in the order of `REJECT_REASONS`) and `reject_detail` (what exactly was wrong, for a person).
+The limits (text length, rating range) and the reason codes are the dataset contract's (contract.py).
 Duplicates are judged among otherwise valid rows, keeping the first delivered (file order, then line), so
 an invalid copy never displaces a valid original.
 
@@ -21,32 +22,24 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from platform_assets.defs.reviews.contract import MAX_TEXT_CHARS, MIN_TEXT_CHARS, RATING_RANGE, REJECT_REASONS
 from platform_assets.lib.daft_runner import ensure_daft_runner
+from platform_assets.lib.quality import reason_counts
 
 if TYPE_CHECKING:
     import daft
     import numpy as np
     import pyarrow as pa
 
-MIN_TEXT_CHARS = 10
-MAX_TEXT_CHARS = 5000
-RATING_RANGE = (1, 5)
-
-# Reasons in the order they are applied; the first that matches is the row's reason.
-REJECT_REASONS = (
-    "invalid_type",
-    "missing_review_id",
-    "missing_product_id",
-    "missing_user_id",
-    "missing_created_at",
-    "empty_text",
-    "missing_rating",
-    "rating_out_of_range",
-    "text_too_short",
-    "text_too_long",
-    "duplicate_review_id",
-    "duplicate_content",
-)
+# The contract's limits and codes are re-exported: the cleaning benchmark's pandas baseline reads them here.
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "MIN_TEXT_CHARS",
+    "RATING_RANGE",
+    "REJECT_REASONS",
+    "CleaningResult",
+    "clean_reviews",
+]
 
 HTML_ENTITIES = {
     "&amp;": "&",
@@ -80,8 +73,7 @@ class CleaningResult:
 
     def reasons(self) -> dict[str, int]:
         """Quarantined row count per reject_reason, most frequent first."""
-        counts = self.quarantine["reject_reason"].value_counts()
-        return {str(reason): int(count) for reason, count in counts.items()}
+        return reason_counts(self.quarantine)
 
 
 def _clean_text_expr(text: daft.Expression) -> daft.Expression:

@@ -12,6 +12,7 @@ from platform_assets.defs.user_events.partitions import daily
 from platform_assets.defs.user_events.sample_data import SAMPLE_START
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.landing import LandingFileError, read_landing
+from platform_assets.lib.quality import cleaning_outputs
 from platform_assets.lib.spark import SparkResource
 
 GROUP = "user_events"
@@ -77,19 +78,12 @@ def cleaned_user_events(context: dg.AssetExecutionContext, raw: pd.DataFrame, py
     """Clean one day in Spark (seed: drop rows without user or time, parse timestamps, dedup); re-running a
     day replaces that day's partitions only."""
     result = clean_events(pyspark.spark_session, raw, partition_day(context))
-    reasons = result.quarantine["reject_reason"].value_counts().to_dict()
-    yield dg.Output(
+    yield from cleaning_outputs(
+        context,
+        len(raw),
         result.cleaned,
-        output_name="cleaned",
-        metadata={"raw_rows": len(raw), "late_events": int(result.cleaned["is_late"].sum())},
-    )
-    yield dg.Output(
         result.quarantine,
-        output_name="quarantine",
-        metadata={
-            "raw_rows": len(raw),
-            "reasons": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
-        },
+        cleaned_metadata={"late_events": int(result.cleaned["is_late"].sum())},
     )
 
 

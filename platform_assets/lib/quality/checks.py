@@ -1,13 +1,48 @@
 """Turning suites into Dagster asset checks and quality-score metadata."""
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from platform_assets.lib.quality.rules import SEVERITY_WEIGHTS, Suite
-from platform_assets.lib.quality.validation import SuiteResult, validate
+from platform_assets.lib.quality.rules import Suite
+from platform_assets.lib.quality.validation import SuiteResult, validate, weighted_score
+
+# Suite results an asset computed for its quality score, kept for the suite checks of the same run: the check
+# would otherwise validate the very frame the asset just stored a second time (GX is the largest cost of a
+# check at a million rows). A check that runs in another process (another executor) does not find them and
+# validates; so does every run of the quality job. Taken once, and never more than a few kept.
+_SHARED_LIMIT = 32
+_shared: dict[tuple[str, str, str, str], SuiteResult] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_key(context: Any, asset_key: dg.AssetKey, suite: Suite) -> tuple[str, str, str, str] | None:
+    """Run, asset, partition and suite; None for a run over a partition range (results are per partition)."""
+    if context.has_partition_key_range and not context.has_partition_key:
+        return None
+    partition = context.partition_key if context.has_partition_key else ""
+    return (context.run.run_id, asset_key.to_user_string(), partition, suite.name)
+
+
+def _share(key: tuple[str, str, str, str] | None, result: SuiteResult) -> None:
+    if key is None:
+        return
+    with _shared_lock:
+        _shared[key] = result
+        while len(_shared) > _SHARED_LIMIT:
+            del _shared[next(iter(_shared))]
+
+
+def _take_shared(key: tuple[str, str, str, str] | None, suite: Suite) -> SuiteResult | None:
+    if key is None:
+        return None
+    with _shared_lock:
+        result = _shared.pop(key, None)
+    # Only the very same rules: a suite of the same name with other rules is validated on its own.
+    return result if result is not None and result.suite == suite else None
 
 
 def check_result_from(result: SuiteResult) -> dg.AssetCheckResult:
@@ -61,8 +96,9 @@ def suite_check(
         or f"{len(suite.rules)} rules: " + "; ".join(r.description for r in suite.rules),
     )
     def _check(context: dg.AssetCheckExecutionContext, value: Any) -> dg.AssetCheckResult:
-        frame = to_frame(value) if to_frame else value
-        result = validate(frame, suite)
+        result = _take_shared(_shared_key(context, asset_key, suite), suite)
+        if result is None:
+            result = validate(to_frame(value) if to_frame else value, suite)
         if not result.passed:
             context.log.warning(
                 f"{asset_key.to_user_string()}:{suite.name} failed: "
@@ -75,48 +111,25 @@ def suite_check(
     return _check
 
 
-def score_metadata(frame: pd.DataFrame, suites: Sequence[Suite]) -> dict[str, Any]:
-    """Materialization metadata: the quality score of this dataset version over all its suites."""
+def score_metadata(
+    frame: pd.DataFrame,
+    suites: Sequence[Suite],
+    context: dg.AssetExecutionContext | None = None,
+    asset_key: dg.AssetKey | None = None,
+) -> dict[str, Any]:
+    """Materialization metadata: the quality score of this dataset version over all its suites.
+
+    With the asset's `context` (and `asset_key` in a multi-asset), the results are kept for this run's suite
+    checks of the asset, which then report them instead of validating the same data again.
+    """
     results = [validate(frame, suite) for suite in suites]
-    total = sum(SEVERITY_WEIGHTS[r.rule.severity] for s in results for r in s.rules)
-    passed = sum(SEVERITY_WEIGHTS[r.rule.severity] for s in results for r in s.rules if r.success)
+    if context is not None:
+        key = asset_key or context.asset_key
+        for result in results:
+            _share(_shared_key(context, key, result.suite), result)
     return {
-        "quality/score": dg.MetadataValue.float(round(passed / total, 4) if total else 1.0),
+        "quality/score": dg.MetadataValue.float(weighted_score(r for s in results for r in s.rules)),
         "quality/rules_failed": dg.MetadataValue.json(
             [f"{s.suite.name}: {r.rule.description}" for s in results for r in s.failures]
         ),
     }
-
-
-def row_accounting_check(
-    raw: dg.AssetKey,
-    cleaned: dg.AssetKey,
-    quarantine: dg.AssetKey,
-    partitions_def: dg.PartitionsDefinition | None = None,
-) -> dg.AssetChecksDefinition:
-    """A blocking check on `cleaned`: every raw row is in exactly one of cleaned or quarantine, with the
-    quarantine broken down by reject_reason."""
-
-    @dg.asset_check(
-        asset=cleaned,
-        name="row_accounting",
-        additional_ins={"raw": dg.AssetIn(key=raw), "quarantine": dg.AssetIn(key=quarantine)},
-        blocking=True,
-        partitions_def=partitions_def,
-        description="Every raw row is in exactly one of cleaned or quarantine: raw == cleaned + quarantine.",
-    )
-    def _check(cleaned: pd.DataFrame, raw: pd.DataFrame, quarantine: pd.DataFrame) -> dg.AssetCheckResult:
-        accounted = len(cleaned) + len(quarantine)
-        reasons = quarantine["reject_reason"].value_counts().to_dict() if len(quarantine) else {}
-        return dg.AssetCheckResult(
-            passed=accounted == len(raw),
-            metadata={
-                "raw_rows": len(raw),
-                "cleaned_rows": len(cleaned),
-                "quarantined_rows": len(quarantine),
-                "difference": len(raw) - accounted,
-                "quarantine_by_reason": dg.MetadataValue.json({str(k): int(v) for k, v in reasons.items()}),
-            },
-        )
-
-    return _check

@@ -82,7 +82,7 @@ def not_null(column: str, severity: Severity = "error") -> Rule:
 
 
 def null_ratio_below(column: str, max_ratio: float, severity: Severity = "warning") -> Rule:
-    """At most `max_ratio` of the column's values are null (the seed's monitoring threshold is 5 %)."""
+    """At most `max_ratio` of the column's values are null."""
     return _rule(
         "ExpectColumnValuesToNotBeNull",
         f"{column} null ratio <= {max_ratio:.0%}",

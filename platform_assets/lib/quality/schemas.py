@@ -1,11 +1,11 @@
-"""pandera DataFrameModels as Dagster types, loaded only when a value is type-checked.
+"""pandera schemas as Dagster types, built only when a value is type-checked.
 
-dagster-pandera's `pandera_schema_to_dagster_type` needs the model at definition time, and importing pandera
-imports pyspark (about a second) — too much for every `dagster dev` reload. This type resolves the model
-from "module:Class" at check time instead, and reports pandera's failure cases the same way.
+dagster-pandera's `pandera_schema_to_dagster_type` needs the schema when definitions load, and importing
+pandera imports pyspark (about a second), too much for every `dagster dev` reload. This type builds the
+schema (`DatasetContract.pandera_schema`) on its first check instead, and reports pandera's failure cases.
 """
 
-import importlib
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -15,14 +15,9 @@ import pandas as pd
 FAILURE_SAMPLE = 20
 
 
-@cache
-def _model(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def pandera_dagster_type(name: str, model_path: str, description: str) -> dg.DagsterType:
-    """A Dagster type that validates a DataFrame against the pandera model at `model_path` ("module:Class")."""
+def pandera_dagster_type(name: str, schema: Callable[[], Any], description: str) -> dg.DagsterType:
+    """A Dagster type that validates a DataFrame with the pandera schema `schema()` returns (built once)."""
+    load = cache(schema)
 
     def type_check(_context: Any, value: Any) -> dg.TypeCheck:
         if not isinstance(value, pd.DataFrame):
@@ -32,10 +27,15 @@ def pandera_dagster_type(name: str, model_path: str, description: str) -> dg.Dag
         import pandera.errors
 
         try:
-            _model(model_path).validate(value, lazy=True)
+            load().validate(value, lazy=True)
         except pandera.errors.SchemaErrors as err:
             cases = err.failure_cases
-            columns = sorted({str(c) for c in cases["column"].dropna()})
+            # A missing column is reported against the schema, with the column's name as the failure case.
+            missing = cases["check"] == "column_in_dataframe"
+            columns = sorted(
+                {str(c) for c in cases.loc[~missing, "column"].dropna()}
+                | {str(c) for c in cases.loc[missing, "failure_case"]}
+            )
             return dg.TypeCheck(
                 success=False,
                 description=f"{name}: {len(cases)} schema failure(s) in column(s) {columns}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -66,9 +67,15 @@ class SuiteResult:
     @property
     def score(self) -> float:
         """Share of passed rules, weighted by severity, in [0, 1]."""
-        total = sum(SEVERITY_WEIGHTS[r.rule.severity] for r in self.rules)
-        passed = sum(SEVERITY_WEIGHTS[r.rule.severity] for r in self.rules if r.success)
-        return round(passed / total, 4) if total else 1.0
+        return weighted_score(self.rules)
+
+
+def weighted_score(results: Iterable[RuleResult]) -> float:
+    """The quality score: the share of passed rules weighted by severity, in [0, 1] (1.0 without rules)."""
+    weights = [(SEVERITY_WEIGHTS[r.rule.severity], r.success) for r in results]
+    total = sum(weight for weight, _ in weights)
+    passed = sum(weight for weight, success in weights if success)
+    return round(passed / total, 4) if total else 1.0
 
 
 def _jsonable(value: Any) -> Any:

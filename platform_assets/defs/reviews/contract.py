@@ -1,0 +1,162 @@
+"""The contract of each reviews dataset, declared once: columns, types, nullability, key, value rules.
+
+The landing reader's schema, the pandera types (structure, checked when raw and cleaned are written), the
+expectation suites (value rules, one asset check per dataset) and the column descriptions in the Dagster UI
+are all derived from these declarations (`platform_assets.lib.contract`), and so are the cleaning rules'
+limits: `cleaning.py` imports them from here.
+
+To add a value rule, add it to the `rules` of the dataset it protects (README, "Adding a quality rule").
+"""
+
+from platform_assets.lib import quality as q
+from platform_assets.lib.contract import Column, DatasetContract
+from platform_assets.lib.embedding import EMBEDDING_DIM, EMBEDDING_SPACE_COLUMN, MODEL_NAME
+from platform_assets.lib.vector_store import VECTOR_COLUMN
+
+MIN_TEXT_CHARS = 10
+MAX_TEXT_CHARS = 5000
+RATING_RANGE = (1, 5)
+
+# Reasons in the order cleaning applies them; the first that matches is the row's reason.
+REJECT_REASONS = (
+    "invalid_type",
+    "missing_review_id",
+    "missing_product_id",
+    "missing_user_id",
+    "missing_created_at",
+    "empty_text",
+    "missing_rating",
+    "rating_out_of_range",
+    "text_too_short",
+    "text_too_long",
+    "duplicate_review_id",
+    "duplicate_content",
+)
+
+# The share of missing values, mistyped values and out-of-range ratings the source may deliver before the
+# raw check warns.
+NULL_RATIO_LIMIT = 0.05
+# Markup, a leading or trailing space, or a run of whitespace: cleaning removes all of them.
+UNCLEAN_TEXT = r"<[a-zA-Z/][^>]*>|^\s|\s$|\s{2,}"
+LANCEDB_TABLE = "reviews"
+
+# The columns a source delivers, as the raw layer holds them (any of them may be null there).
+DELIVERED = (
+    Column("review_id", "string", "The review's id in the source system; unique once cleaned."),
+    Column("product_id", "string", "The reviewed product."),
+    Column("user_id", "string", "The reviewer."),
+    Column("rating", "int", f"Stars given, {RATING_RANGE[0]} to {RATING_RANGE[1]} once cleaned."),
+    Column(
+        "text",
+        "string",
+        f"The review's text; once cleaned: no HTML, emoji or control characters, whitespace collapsed, "
+        f"{MIN_TEXT_CHARS} to {MAX_TEXT_CHARS} characters.",
+    ),
+    Column("created_at", "timestamp", "When the review was written (UTC)."),
+)
+SOURCE = (
+    Column(
+        "_source_file",
+        "string",
+        "The landing file the row came from, relative to landing/reviews.",
+        nullable=False,
+        lineage=True,
+    ),
+    Column(
+        "_source_line",
+        "int",
+        "The row's line in that file (its row number in Parquet).",
+        nullable=False,
+        lineage=True,
+    ),
+)
+INGEST_ERROR = Column(
+    "_ingest_error",
+    "string",
+    "Values that did not fit their column's type (column, value, file and line); null when all fit.",
+    lineage=True,
+)
+# Delivered columns once cleaned: none is null.
+CLEANED_COLUMNS = tuple(Column(c.name, c.type, c.description, nullable=False) for c in DELIVERED)
+
+RAW_REVIEWS = DatasetContract(
+    name="raw/reviews",
+    columns=(*DELIVERED, *SOURCE, INGEST_ERROR),
+    check="raw_expectations",
+    check_description="What the source should deliver: rows, few nulls (< 5 %), few mistyped or out-of-range "
+    "values.",
+    rules=(
+        q.row_count_between(min_value=1),
+        *[q.null_ratio_below(column, NULL_RATIO_LIMIT) for column in ("review_id", "text", "rating")],
+        q.between("rating", *RATING_RANGE, severity="warning", mostly=1 - NULL_RATIO_LIMIT),
+        q.null_ratio_above("_ingest_error", 1 - NULL_RATIO_LIMIT),
+    ),
+)
+
+CLEANED_REVIEWS = DatasetContract(
+    name="cleaned/reviews",
+    columns=(*CLEANED_COLUMNS, *SOURCE),
+    key="review_id",
+    check="cleaned_contract",
+    check_description="The contract consumers rely on; blocking: if it fails, embeddings are not computed.",
+    blocking=True,
+    rules=(
+        q.row_count_between(min_value=1, severity="critical"),
+        q.matches_regex("review_id", r"^\S+$"),
+        q.between("rating", *RATING_RANGE),
+        q.length_between("text", MIN_TEXT_CHARS, MAX_TEXT_CHARS),
+        q.not_matches_regex("text", UNCLEAN_TEXT),
+    ),
+)
+
+QUARANTINED_REVIEWS = DatasetContract(
+    name="quarantine/reviews",
+    columns=(
+        *DELIVERED,
+        *SOURCE,
+        INGEST_ERROR,
+        Column(
+            "reject_reason",
+            "string",
+            "Why the row was rejected: the first rule it failed, as a stable code.",
+            nullable=False,
+        ),
+        Column("reject_detail", "string", "What exactly was wrong, for a person.", nullable=False),
+    ),
+    check="quarantine_expectations",
+    check_description="Every quarantined row says why, with a known reason code.",
+    rules=(q.in_set("reject_reason", REJECT_REASONS),),
+)
+
+EMBEDDED_REVIEWS = DatasetContract(
+    name="embedded/reviews",
+    columns=(
+        *CLEANED_COLUMNS,
+        *SOURCE,
+        Column(
+            "text_hash",
+            "string",
+            "Hash of the model, vector space and text: a stored vector is reused while it is unchanged.",
+            nullable=False,
+        ),
+        Column(
+            EMBEDDING_SPACE_COLUMN,
+            "string",
+            "The vector space (model and backend) the vector was computed in.",
+            nullable=False,
+        ),
+        Column(
+            VECTOR_COLUMN,
+            "vector",
+            f"{MODEL_NAME} embedding of the text: {EMBEDDING_DIM} float32 values, unit length.",
+            nullable=False,
+        ),
+    ),
+    key="review_id",
+    check="embedded_expectations",
+    check_description="The vector table's keys and hashes are present and unique.",
+    rules=(q.between("rating", *RATING_RANGE),),
+    # Reading every text and vector back from LanceDB costs more than this warning tells: the cleaned
+    # contract checked the text, embedded_matches_cleaned checks the vectors.
+    checked_columns=("review_id", "text_hash", "rating"),
+)
