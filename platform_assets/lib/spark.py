@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.lib.config import PlatformSettings, get_settings
+
+LOG4J2_CONFIG = Path(__file__).with_name("spark_log4j2.properties")
 
 
 def spark_config(settings: PlatformSettings | None = None) -> dict[str, str]:
@@ -35,6 +38,7 @@ def spark_config(settings: PlatformSettings | None = None) -> dict[str, str]:
         # Spark binds the machine's external address otherwise.
         config["spark.driver.host"] = "127.0.0.1"
         config["spark.driver.bindAddress"] = "127.0.0.1"
+        config["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}"
     if settings.lake_uri.startswith("s3://"):
         # Credentials stay in the environment (s3a's default provider chain reads AWS_ACCESS_KEY_ID/...).
         config["spark.hadoop.fs.s3a.path.style.access"] = "true"

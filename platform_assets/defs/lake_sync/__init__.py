@@ -14,6 +14,7 @@ from platform_assets.defs.lake_sync.jobs import build_retention_job, lake_sync_j
 from platform_assets.defs.lake_sync.partitions import profile_partition_keys, profile_partitions
 from platform_assets.defs.lake_sync.resources import LakeSyncResource
 from platform_assets.defs.lake_sync.schedules import build_retention_schedule, build_sync_schedule
+from platform_assets.lib.config import get_settings
 
 
 def build_defs(config_path: str | None = None) -> dg.Definitions:
@@ -26,7 +27,10 @@ def build_defs(config_path: str | None = None) -> dg.Definitions:
         asset_checks=[build_connection_check()],
         jobs=[lake_sync_job, retention_job],
         schedules=[build_sync_schedule(lake_sync_job, keys), build_retention_schedule(retention_job)],
-        resources={"lake_sync": LakeSyncResource(config_path=config_path)},
+        # The resolved path, so the UI shows which profiles file the domain reads.
+        resources={
+            "lake_sync": LakeSyncResource(config_path=config_path or str(get_settings().lake_sync_config))
+        },
     )
 
 
