@@ -7,6 +7,9 @@ from pydantic import Field
 
 from platform_assets.lib.config import get_settings
 
+# The address that means "a Ray started in this process" (shown in the UI instead of an empty value).
+LOCAL = "local"
+
 
 class RayResource(dg.ConfigurableResource):
     """Connects the current process to Ray before parallel or GPU work.
@@ -18,7 +21,9 @@ class RayResource(dg.ConfigurableResource):
 
     address: str | None = Field(
         default=None,
-        description="Ray address (ray://host:10001 or host:6379). Unset: RAY_ADDRESS, else a local Ray.",
+        description=f"Ray address: host:6379 when this process runs on a Ray node, or {LOCAL!r} for a Ray started "
+        "in this process on 127.0.0.1. Unset: RAY_ADDRESS, else local. (Not ray://: Ray Data does not run over "
+        "Ray Client.)",
     )
     num_cpus: int | None = Field(
         default=None, description="CPUs for a local Ray; unset: all of this machine's."
@@ -29,7 +34,8 @@ class RayResource(dg.ConfigurableResource):
 
     def resolved_address(self) -> str | None:
         """The cluster address, or None for a local Ray."""
-        return self.address or get_settings().ray_address
+        address = self.address or get_settings().ray_address
+        return None if address in (None, LOCAL) else address
 
     def connect(self) -> None:
         """Attach to the configured Ray, starting a local one if needed."""

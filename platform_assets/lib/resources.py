@@ -7,7 +7,7 @@ from typing import Any
 from platform_assets.lib.config import PlatformSettings, get_settings
 from platform_assets.lib.embedding import TextEmbedder
 from platform_assets.lib.lake import LakeIOManager
-from platform_assets.lib.ray_resource import RayResource
+from platform_assets.lib.ray_resource import LOCAL, RayResource
 from platform_assets.lib.spark import SparkResource, spark_config
 from platform_assets.lib.vector_store import LanceDBIOManager, LanceDBResource
 
@@ -22,7 +22,7 @@ def shared_resources(settings: PlatformSettings | None = None) -> dict[str, Any]
     `shared_resources()` to its run.
     """
     settings = settings or get_settings()
-    ray = RayResource(address=settings.ray_address)
+    ray = RayResource(address=settings.ray_address or LOCAL)
     return {
         "pyspark": SparkResource(spark_conf=spark_config(settings)),
         "lake_io_manager": LakeIOManager(base_uri=settings.lake_uri),

@@ -19,12 +19,21 @@ _shared: dict[tuple[str, str, str, str], SuiteResult] = {}
 _shared_lock = threading.Lock()
 
 
+def _run_id(context: Any) -> str | None:
+    """The run a context belongs to; None for an asset function called directly (Dagster's EPHEMERAL run)."""
+    # (An asset check's context has `run`, an asset's `run_id`, which a direct call can answer.)
+    run_id = context.run_id if hasattr(context, "run_id") else context.run.run_id
+    return None if run_id == "EPHEMERAL" else run_id
+
+
 def _shared_key(context: Any, asset_key: dg.AssetKey, suite: Suite) -> tuple[str, str, str, str] | None:
-    """Run, asset, partition and suite; None for a run over a partition range (results are per partition)."""
-    if context.has_partition_key_range and not context.has_partition_key:
+    """Run, asset, partition and suite; None for a run over a partition range (results are per partition)
+    and for an asset function called directly (no run: nothing will look the result up)."""
+    run_id = _run_id(context)
+    if run_id is None or (context.has_partition_key_range and not context.has_partition_key):
         return None
     partition = context.partition_key if context.has_partition_key else ""
-    return (context.run.run_id, asset_key.to_user_string(), partition, suite.name)
+    return (run_id, asset_key.to_user_string(), partition, suite.name)
 
 
 def _share(key: tuple[str, str, str, str] | None, result: SuiteResult) -> None:
@@ -116,15 +125,17 @@ def score_metadata(
     suites: Sequence[Suite],
     context: dg.AssetExecutionContext | None = None,
     asset_key: dg.AssetKey | None = None,
+    output_name: str | None = None,
 ) -> dict[str, Any]:
     """Materialization metadata: the quality score of this dataset version over all its suites.
 
-    With the asset's `context` (and `asset_key` in a multi-asset), the results are kept for this run's suite
-    checks of the asset, which then report them instead of validating the same data again.
+    With the asset's `context` (and, in a multi-asset, the `asset_key` or the `output_name`), the results are
+    kept for this run's suite checks of the asset, which then report them instead of validating the same data
+    again.
     """
     results = [validate(frame, suite) for suite in suites]
-    if context is not None:
-        key = asset_key or context.asset_key
+    if context is not None and _run_id(context) is not None:
+        key = asset_key or (context.asset_key_for_output(output_name) if output_name else context.asset_key)
         for result in results:
             _share(_shared_key(context, key, result.suite), result)
     return {

@@ -47,7 +47,7 @@ def cleaning_outputs(
     for name, frame, suites, extra in outputs:
         metadata: dict[str, Any] = {"raw_rows": raw_rows, **extra}
         if suites:
-            metadata.update(score_metadata(frame, suites, context, context.asset_key_for_output(name)))
+            metadata.update(score_metadata(frame, suites, context, output_name=name))
         yield dg.Output(frame, output_name=name, metadata=metadata)
 
 
