@@ -68,15 +68,27 @@ def run(rows: int, days: int, no_sample: bool) -> None:
 @main.command("search")
 @click.argument("query")
 @click.option("--k", default=10, show_default=True, help="How many results.")
-@click.option("--where", default=None, help='SQL filter applied before the search, e.g. "rating <= 2".')
+@click.option(
+    "--where",
+    default=None,
+    help='SQL filter applied before the search: one condition over the table\'s columns, e.g. "rating <= 2"; '
+    "anything else (text left over, a ';', a subquery) is refused.",
+)
 def search(query: str, k: int, where: str | None) -> None:
     """Semantic search over the embedded reviews; prints one JSON object per line, best first."""
+    from platform_assets.defs.reviews.filters import FilterError
     from platform_assets.search import SearchError, semantic_search
 
     try:
         hits: list[dict[str, Any]] = semantic_search(query, k=k, where=where)
     except SearchError as err:
-        raise click.ClickException(str(err)) from err
+        message = str(err)
+        cause = err.__cause__
+        if isinstance(cause, FilterError) and cause.position is not None and "\n" not in cause.filter:
+            # Point at the problem under the filter; tabs copied so the caret lines up.
+            pad = "".join("\t" if char == "\t" else " " for char in cause.filter[: cause.position])
+            message += f"\n  {cause.filter}\n  {pad}^"
+        raise click.ClickException(message) from err
     for hit in hits:
         click.echo(json.dumps(hit, ensure_ascii=False, default=str))
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from platform_assets.defs.reviews.contract import LANCEDB_TABLE
+from platform_assets.defs.reviews.filters import FilterError, check_filter, filter_columns
 from platform_assets.lib.embedding import EMBEDDING_SPACE_COLUMN, embed_query
 from platform_assets.lib.vector_store import VECTOR_COLUMN, connect_lancedb, has_vector_index, open_table
 
@@ -32,7 +33,22 @@ REFINE_FACTOR = 30
 
 
 class SearchError(RuntimeError):
-    """The search cannot run (no table yet, a bad filter); the message says what to do."""
+    """The search cannot run (no table yet, a bad filter); the message says what to do.
+
+    For a filter that is not one condition over the table's columns, `__cause__` is the FilterError, whose
+    `position` is where the problem is.
+    """
+
+
+def checked_filter(table: lancedb.table.Table, where: str) -> str:
+    """The SQL to run for the filter `where` on `table`: parsed whole, over the table's scalar columns.
+
+    Raises SearchError (caused by a FilterError) when anything is left over or not allowed.
+    """
+    try:
+        return check_filter(where, filter_columns(table.schema))
+    except FilterError as err:
+        raise SearchError(str(err)) from err
 
 
 def search_vectors(
@@ -49,10 +65,13 @@ def search_vectors(
     """The `k` rows of `table` nearest to `vector` by cosine distance, best first, as dicts with `_distance`.
 
     `where` is a SQL filter applied before the vector search (a prefilter: a postfilter drops most true
-    neighbours of a selective filter). With an ANN index, `nprobes` and `refine_factor` apply; `exact` skips
-    the index (a flat scan, the ground truth for recall). `columns` limits the columns returned.
-    Raises SearchError when LanceDB rejects the query (a bad filter, a wrong vector width).
+    neighbours of a selective filter); it must be one condition over the table's scalar columns
+    (`checked_filter`). With an ANN index, `nprobes` and `refine_factor` apply; `exact` skips the index (a
+    flat scan, the ground truth for recall). `columns` limits the columns returned.
+    Raises SearchError for a bad filter and when LanceDB rejects the query (a wrong vector width).
     """
+    # LanceDB runs the first statement of `WHERE <filter>` and ignores what follows: it gets the checked SQL.
+    filter_sql = checked_filter(table, where) if where else None
     search = table.search(vector, vector_column_name=VECTOR_COLUMN).distance_type("cosine")
     if exact:
         search = search.bypass_vector_index()
@@ -60,8 +79,8 @@ def search_vectors(
         # PQ distances alone rank poorly (recall@10 0.35-0.64 at 1M); re-ranking refine_factor * k
         # candidates on the full vectors restores the order.
         search = search.nprobes(nprobes).refine_factor(refine_factor)
-    if where:
-        search = search.where(where, prefilter=True)
+    if filter_sql:
+        search = search.where(filter_sql, prefilter=True)
     if columns is not None:
         search = search.select(list(columns))
     try:
@@ -75,7 +94,8 @@ def semantic_search(
 ) -> list[dict[str, Any]]:
     """The `k` reviews closest in meaning to `query`, best first.
 
-    `where` is a SQL filter on the table's columns applied before the vector search (e.g. "rating <= 2").
+    `where` is a SQL filter on the table's columns applied before the vector search (e.g. "rating <= 2"); a
+    filter that is not one condition over those columns raises SearchError naming the character at fault.
     Each result holds review_id, product_id, rating, text and score (cosine similarity, 1.0 = identical).
     """
     if not query or not query.strip():
@@ -85,6 +105,8 @@ def semantic_search(
     lance_table = open_table(connect_lancedb(uri), table)
     if lance_table is None:
         raise SearchError(f"no LanceDB table {table!r} yet: materialize embedded/reviews first (make run)")
+    if where:
+        checked_filter(lance_table, where)  # a bad filter fails before the model loads
     columns = [c for c in RESULT_COLUMNS if c in lance_table.schema.names]
     query_vector = embed_query(query, space=_embedding_space(lance_table))
     rows = search_vectors(lance_table, query_vector, k, where, columns=columns)
