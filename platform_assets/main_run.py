@@ -10,14 +10,23 @@ Nothing here names a domain. The plan comes from the graph:
   is left to its schedules (lake sync: it needs a collection node over SSH).
 Before that, every domain that has `sample_data.write_sample` writes its sample data, and the metadata
 center is started for the run when none answers at METADATA_CENTER_URL.
+
+Every run is tagged with the host and pid of the process that executes it. A main run killed mid-run (SIGKILL,
+OOM killer) cannot mark its run failed, and nothing else can tell that its process is gone: the default run
+launcher has no health check for a run executed in process. So the next main run on the instance first marks
+its own earlier runs failed (or canceled, when a cancel was pending) whose process on this host is gone, which
+also frees the slot they held in the run queue.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 
@@ -29,6 +38,18 @@ DEFAULT_SAMPLE = SampleSize()
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # The tag that records which sensor request (and which stage of the plan) a main-run run carried out.
 MAIN_RUN_KEY_TAG = "platform/main_run_key"
+# The process that executes a main-run run: host name, pid and the pid's start time (clock ticks since boot,
+# from /proc; absent elsewhere), so a pid reused by another process is not taken for the run's.
+HOST_TAG = "platform/main_run_host"
+PID_TAG = "platform/main_run_pid"
+PID_START_TAG = "platform/main_run_pid_start"
+# The statuses of a run that has not ended; a run in one of them whose process is gone never will.
+UNFINISHED = (
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,67 @@ def _already_done(instance: dg.DagsterInstance, main_run_key: str) -> bool:
     return bool(runs)
 
 
+def _pid_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22); None when unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the command name (which may hold spaces and parentheses) start at field 3, the state.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_tags() -> dict[str, str]:
+    """The tags that name this process as the one executing a run (see `fail_stale_runs`)."""
+    pid = os.getpid()
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid)}
+    started = _pid_start(pid)
+    if started is not None:
+        tags[PID_START_TAG] = started
+    return tags
+
+
+def _process_alive(pid: int, started: str | None) -> bool:
+    """Whether process `pid` of this host still runs, and is the same process (same start time) when known."""
+    if pid == os.getpid():
+        # This process executes its runs synchronously and has none going before its main run starts.
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    return started is None or _pid_start(pid) in (None, started)
+
+
+def fail_stale_runs(instance: dg.DagsterInstance, echo: Callable[[str], None] = print) -> list[str]:
+    """Mark failed the unfinished main-run runs of this host whose process is gone; return their run ids.
+
+    A run that was being canceled is marked canceled instead. Runs of other hosts are left alone: whether
+    their process lives cannot be told from here.
+    """
+    host = socket.gethostname()
+    cleared = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(UNFINISHED), tags={HOST_TAG: host})):
+        try:
+            pid = int(run.tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if _process_alive(pid, run.tags.get(PID_START_TAG)):
+            continue
+        message = f"process {pid} on {host} is gone; marked {{}} by platform run (process {os.getpid()})"
+        if run.status == dg.DagsterRunStatus.CANCELING:
+            instance.report_run_canceled(run, message=message.format("canceled"))
+            echo(f"  run {run.run_id}: {message.format('canceled')}")
+        else:
+            instance.report_run_failed(run, message=message.format("failed"))
+            echo(f"  run {run.run_id}: {message.format('failed')}")
+        cleared.append(run.run_id)
+    return cleared
+
+
 def run_main(
     instance: dg.DagsterInstance,
     size: SampleSize | None = DEFAULT_SAMPLE,
@@ -163,11 +245,13 @@ def run_main(
 ) -> RunSummary:
     """Write sample data (unless `size` is None) and materialize every domain under `package` in process.
 
-    A failed run skips the stages that depend on its assets; the rest goes on.
+    A failed run skips the stages that depend on its assets; the rest goes on. Earlier main-run runs whose
+    process is gone are marked failed first (`fail_stale_runs`).
     """
     from platform_assets.definitions import build_defs
     from platform_assets.metadata_center.embedded import metadata_center_for_run
 
+    fail_stale_runs(instance, echo)
     defs = build_defs(package)
     summary = RunSummary()
     with metadata_center_for_run(get_settings().data_dir, echo):
@@ -187,6 +271,7 @@ def _run_stages(
     job = defs.resolve_implicit_global_asset_job_def()
     failed: set[dg.AssetKey] = set()
     evaluated: dict[str, list[dg.RunRequest]] = {}
+    owner = process_tags()
     for stage in plan_stages(defs):
         blocked = sorted(
             {parent.to_user_string() for key in stage.assets for parent in graph.get(key).parent_keys}
@@ -207,7 +292,7 @@ def _run_stages(
                 done += 1
                 continue
             echo(f"  running {run.label} …")
-            tags = {**run.tags, **({MAIN_RUN_KEY_TAG: main_run_key} if main_run_key else {})}
+            tags = {**run.tags, **owner, **({MAIN_RUN_KEY_TAG: main_run_key} if main_run_key else {})}
             result = job.execute_in_process(
                 instance=instance,
                 partition_key=run.partition_key,

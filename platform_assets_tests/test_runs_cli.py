@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +27,8 @@ from platform_assets.ops.graphql_client import DagsterWebserver, PlatformGraphQL
 from platform_assets.ops.runs_cli import URL_ENV, instance_cli, runs_cli
 from platform_assets.ops.selection import AssetNodeInfo, SelectionError, resolve_selection
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
-from platform_assets_tests.fixtures.dagster_dev import DagsterDev, dagster_dev
+from platform_assets_tests.fixtures.dagster_dev import DagsterDev, dagster_dev, isolated_environment
+from platform_assets_tests.fixtures.processes import stop_session
 from platform_assets_tests.fixtures.runs_location import FAILURE_MESSAGE
 
 LOCATION = "platform_assets_tests.fixtures.runs_location"
@@ -44,6 +47,30 @@ run_coordinator:
       - key: platform/compute
         value: embedding
         limit: 1
+"""
+
+# Runs executed in process (as `platform run` does) on the webserver's instance, each in a process of its own
+# (forked once dagster is imported), tagged like an embedding run; each writes its run id to a file, then waits
+# to be killed.
+IN_PROCESS_RUNS_SCRIPT = """
+import os
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+
+
+@dg.asset
+def held(context: dg.AssetExecutionContext) -> None:
+    (Path(sys.argv[1]) / context.run_id).write_text("")
+    time.sleep(600)
+
+
+for _ in range(int(sys.argv[2]) - 1):
+    if os.fork() == 0:
+        break
+dg.materialize([held], instance=dg.DagsterInstance.get(), tags={"platform/compute": "embedding"})
 """
 
 
@@ -271,6 +298,66 @@ def test_the_queue_holds_a_run_back_and_cancel_stops_both(server: DagsterDev) ->
     assert isinstance(latest, list) and [r["run_id"] for r in latest] == [second]
     # A finished run cannot be cancelled again: a clear error, not a silent success.
     assert "could not be terminated" in one_line_error(invoke(runs_cli, "cancel", first, url=server.url))
+
+
+def killed_in_process_runs(server: DagsterDev, started: Path, count: int) -> list[str]:
+    """`count` runs STARTED on the server's instance by a process that is then killed with SIGKILL."""
+    started.mkdir()
+    log = started.parent / "in-process-runs.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", IN_PROCESS_RUNS_SCRIPT, str(started), str(count)],
+            cwd=PROJECT_ROOT,
+            env=isolated_environment(server.data_dir, server.dagster_home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(started.iterdir())) < count:
+            assert process.poll() is None, log.read_text()[-4000:]
+            assert time.monotonic() < deadline, (
+                f"no {count} runs started in 120 s:\n{log.read_text()[-4000:]}"
+            )
+            time.sleep(0.2)
+    finally:
+        # SIGKILL to the script and its forks: nothing gets to report its run's end.
+        stop_session(process, grace_seconds=0, first_signal=signal.SIGKILL)
+    return sorted(path.name for path in started.iterdir())
+
+
+@pytest.mark.slow
+def test_a_run_whose_process_is_gone_is_cleared_by_cancel_force_and_the_queue_moves(
+    server: DagsterDev, tmp_path: Path
+) -> None:
+    first, second = killed_in_process_runs(server, tmp_path / "started", 2)
+    assert {status(server, first)["status"], status(server, second)["status"]} == {"STARTED"}
+    # The dead runs hold the one slot of platform/compute=embedding: the next such run stays queued.
+    queued = launch(server, "--job", "tiny_job", "--tag", "platform/compute=embedding")
+    time.sleep(3)  # the daemon dequeues every second
+    assert status(server, queued)["status"] == "QUEUED"
+
+    # Nothing can stop a worker that is gone: without --force the error says what to do.
+    refused = one_line_error(invoke(runs_cli, "cancel", first, url=server.url))
+    assert "TerminateRunFailure" in refused and "it is CANCELING now" in refused
+    assert f"`platform runs cancel --force {first}` marks it CANCELED" in refused
+    assert status(server, first)["status"] == "CANCELING"
+
+    # --force on the run left CANCELING, and on a STARTED one (whose terminate fails first).
+    forced = invoke(runs_cli, "cancel", "--force", first, "--json", url=server.url)
+    assert ok_json(forced) == {"run_id": first, "status": "CANCELED", "forced": True}
+    assert f"run {first} is still CANCELING: marked it CANCELED" in forced.stderr
+    forced = invoke(runs_cli, "cancel", "--force", second, url=server.url)
+    assert forced.exit_code == 0 and forced.stdout.strip() == f"{second} CANCELED", forced.output
+    assert "TerminateRunFailure" in forced.stderr and "marked it CANCELED" in forced.stderr
+
+    # The slot is free: the queued run launches and finishes.
+    assert wait(server, queued).stdout.strip() == f"{queued} SUCCESS"
+    # --force does not touch a run that has ended.
+    assert "could not be terminated" in one_line_error(
+        invoke(runs_cli, "cancel", "--force", queued, url=server.url)
+    )
 
 
 @pytest.mark.slow

@@ -18,7 +18,13 @@ from typing import Any
 import tenacity
 
 from platform_assets.ops.graphql import documents, reports
-from platform_assets.ops.graphql.errors import PlatformGraphQLError, RunNotFound, WebserverUnreachable
+from platform_assets.ops.graphql.errors import (
+    PlatformGraphQLError,
+    RunNotFound,
+    TerminateRunFailed,
+    WebserverUnreachable,
+    first_line,
+)
 from platform_assets.ops.graphql.reports import LOG_LEVELS, LogEvent, RunOutputs
 from platform_assets.ops.graphql.transport import DEFAULT_WEBSERVER_URL, GraphQLTransport
 from platform_assets.ops.selection import AssetNodeInfo, SelectionError, resolve_selection
@@ -37,6 +43,7 @@ __all__ = [
     "RunNotFound",
     "RunOutputs",
     "SelectionError",
+    "TerminateRunFailed",
     "WebserverUnreachable",
 ]
 
@@ -221,10 +228,37 @@ class DagsterWebserver:
         return self._transport.expect(result, "LaunchRunSuccess")["run"]["runId"]
 
     def cancel(self, run_id: str) -> str:
-        """Terminate a run (a queued run is canceled at once, a running one is asked to stop); return its status."""
-        result = self.query(documents.TERMINATE_RUN_MUTATION, {"runId": run_id})["terminateRun"]
+        """Terminate a run (a queued run is canceled at once, a running one is asked to stop); return its status.
+
+        Raises `TerminateRunFailed` when the run has not ended but could not be stopped: its worker is gone
+        (killed, or an in-process run whose process died) or unreachable. Dagster has then already moved it
+        to CANCELING, where it stays until `mark_canceled` (or run monitoring's cancel timeout) ends it.
+        """
+        result = self._terminate(run_id, "SAFE_TERMINATE")
+        if result["__typename"] == "TerminateRunFailure":
+            status = self.status(run_id)
+            if status not in TERMINAL_STATUSES:
+                raise TerminateRunFailed(
+                    f"TerminateRunFailure: {first_line(result.get('message'))} (it is {status} now)",
+                    run_id,
+                    status,
+                )
         self._transport.expect(result, "TerminateRunSuccess", run_id=run_id)
         return self.status(run_id)
+
+    def mark_canceled(self, run_id: str) -> str:
+        """Mark a run that has not ended CANCELED at once, whether or not its worker stops; return its status.
+
+        For a run whose worker is gone: nothing else will ever end it. A worker that is still alive is asked
+        to stop but not waited for, so what it started may still need cleaning up.
+        """
+        result = self._terminate(run_id, "MARK_AS_CANCELED_IMMEDIATELY")
+        self._transport.expect(result, "TerminateRunSuccess", run_id=run_id)
+        return self.status(run_id)
+
+    def _terminate(self, run_id: str, policy: str) -> dict[str, Any]:
+        variables = {"runId": run_id, "policy": policy}
+        return self.query(documents.TERMINATE_RUN_MUTATION, variables)["terminateRun"]
 
     def wait(self, run_id: str, interval: float = 1.0, timeout: float | None = None) -> str:
         """Poll until the run reaches SUCCESS, FAILURE or CANCELED; return that status.

@@ -22,6 +22,7 @@ from platform_assets.ops.graphql_client import (
     RUN_STATUSES,
     DagsterWebserver,
     PlatformGraphQLError,
+    TerminateRunFailed,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -232,12 +233,39 @@ def list_runs(webserver: DagsterWebserver, as_json: bool, statuses: tuple[str, .
 
 @runs_cli.command("cancel")
 @click.argument("run_id")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="When the run cannot be stopped (its worker is gone) or is already CANCELING, mark it CANCELED "
+    "anyway, which frees its place in the run queue.",
+)
 @_common_options
-def cancel(webserver: DagsterWebserver, as_json: bool, run_id: str) -> None:
-    """Cancel a run: a queued run at once, a running one after its current step is interrupted."""
-    new_status = webserver.cancel(run_id)
+def cancel(webserver: DagsterWebserver, as_json: bool, run_id: str, force: bool) -> None:
+    """Cancel a run: a queued run at once, a running one after its current step is interrupted.
+
+    A run whose worker is gone cannot be stopped and stays CANCELING; --force marks it CANCELED.
+    """
+    forced = False
+    try:
+        if force and webserver.status(run_id) == "CANCELING":
+            # Asked to stop before and still not stopped: asking again cannot help.
+            raise TerminateRunFailed(f"run {run_id} is still CANCELING", run_id, "CANCELING")
+        new_status = webserver.cancel(run_id)
+    except TerminateRunFailed as err:
+        if not force:
+            raise click.ClickException(
+                f"{err}; if its worker is gone (killed, or its process died), "
+                f"`platform runs cancel --force {run_id}` marks it CANCELED"
+            ) from err
+        new_status = webserver.mark_canceled(run_id)
+        forced = True
+        click.echo(
+            f"{err}: marked it {new_status} without its worker's acknowledgement; "
+            "whatever the worker started (if it still lives) may need cleaning up",
+            err=True,
+        )
     if as_json:
-        _echo_json({"run_id": run_id, "status": new_status})
+        _echo_json({"run_id": run_id, "status": new_status, **({"forced": forced} if force else {})})
     else:
         click.echo(f"{run_id} {new_status}")
 

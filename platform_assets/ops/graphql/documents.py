@@ -151,9 +151,11 @@ mutation PlatformLaunchRun($executionParams: ExecutionParams!) {
 }
 """
 
+# `$policy` SAFE_TERMINATE (the default) asks the run's worker to stop; MARK_AS_CANCELED_IMMEDIATELY marks the
+# run CANCELED whether or not a worker answers (for a run whose worker is gone).
 TERMINATE_RUN_MUTATION = """
-mutation PlatformTerminateRun($runId: String!) {
-  terminateRun(runId: $runId) {
+mutation PlatformTerminateRun($runId: String!, $policy: TerminateRunPolicy) {
+  terminateRun(runId: $runId, terminatePolicy: $policy) {
     __typename
     ... on TerminateRunFailure { message }
     ... on Error { message }

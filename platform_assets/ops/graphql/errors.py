@@ -15,6 +15,15 @@ class RunNotFound(PlatformGraphQLError):
     """The webserver's instance has no run with that id."""
 
 
+class TerminateRunFailed(PlatformGraphQLError):
+    """The webserver could not stop a run that has not ended (its worker may be gone); `status` is its status."""
+
+    def __init__(self, message: str, run_id: str, status: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.status = status
+
+
 def first_line(value: object) -> str:
     """The first non-empty line of a message, so every error stays on one line."""
     for line in str(value or "").splitlines():
