@@ -151,12 +151,11 @@ def user_purchase_training_set(context: dg.AssetExecutionContext) -> pd.DataFram
     entity_frame = build_entity_frame(list(days.values()), LABEL_HORIZON)
     if entity_frame.empty:
         raise dg.Failure(description="No cleaned user events with a complete 24 h label window yet.")
-    result, restored = historical_features(entity_frame)
+    result = historical_features(entity_frame)
     context.add_output_metadata(
         {
             "entity_rows": len(entity_frame),
             "positive_share": dg.MetadataValue.float(round(float(result["label"].mean()), 4)),
-            "rows_restored_after_feast": restored,
             "event_days_read": dg.MetadataValue.json(sorted(days)),
             "days": dg.MetadataValue.json(sorted({str(t.date()) for t in entity_frame["event_timestamp"]})),
         }

@@ -1,11 +1,13 @@
 """Feast for the current environment: the store, online lookups and pushes.
 
-`feature_store()` is configured from the environment (lib/config.py): the file offline store over
-the lake, a SQLite online store under $PLATFORM_DATA_DIR by default, Redis when FEAST_ONLINE_STORE=redis://….
+`feature_store()` is configured from the environment (lib/config.py): the lake's offline store
+(`offline_store.py`: Feast's file store whose point-in-time join returns every entity row), a SQLite online
+store under $PLATFORM_DATA_DIR by default, Redis when FEAST_ONLINE_STORE=redis://….
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     import feast
 
 PROJECT = "platform_assets"
+# The class Feast loads for the offline store (a dotted path, so Feast is imported only when a store is used).
+OFFLINE_STORE = "platform_assets.defs.features.offline_store.LakeOfflineStore"
 
 
 class FeaturePushError(ValueError):
@@ -50,9 +54,16 @@ def online_store_config(settings: PlatformSettings) -> dict[str, Any]:
 
 
 def feature_store(settings: PlatformSettings | None = None) -> feast.FeatureStore:
-    """A Feast FeatureStore configured for the current environment (definitions applied by the platform)."""
-    from feast import FeatureStore
-    from feast.repo_config import RepoConfig
+    """A Feast FeatureStore configured for the current environment (definitions applied by the platform).
+
+    Its `get_historical_features(entity_df=…, features=[…])` returns one row per entity row: nulls where the
+    view has no row in its TTL window before the entity timestamp, in no particular order.
+    """
+    with warnings.catch_warnings():
+        # Importing feast turns every DeprecationWarning of the process on ("once"); the block undoes that,
+        # so library deprecation notices do not reach `make run`'s output.
+        from feast import FeatureStore
+        from feast.repo_config import RepoConfig
 
     settings = settings or get_settings()
     repo_dir = settings.data_dir / "feast"
@@ -63,7 +74,7 @@ def feature_store(settings: PlatformSettings | None = None) -> feast.FeatureStor
         provider="local",
         registry=registry,
         online_store=online_store_config(settings),
-        offline_store={"type": "file"},
+        offline_store={"type": OFFLINE_STORE},
         entity_key_serialization_version=3,
         repo_path=Path(repo_dir),
     )

@@ -1,4 +1,4 @@
-"""Training sets: entity/label frames from events, and a point-in-time join that never loses a row."""
+"""Training sets: entity/label frames from events, and their point-in-time join with the features."""
 
 from __future__ import annotations
 
@@ -57,26 +57,23 @@ def build_entity_frame(cleaned: list[pd.DataFrame], horizon: timedelta) -> pd.Da
     return frame
 
 
-def historical_features(
-    entity_frame: pd.DataFrame, features: list[str] | None = None
-) -> tuple[pd.DataFrame, int]:
-    """Feast's point-in-time join of `entity_frame` with the features; returns (rows, rows restored).
+def historical_features(entity_frame: pd.DataFrame, features: list[str] | None = None) -> pd.DataFrame:
+    """Feast's point-in-time join of `entity_frame` (with a unique `row_id`) with the features, in `row_id` order.
 
-    Feast's file offline store can drop an entity row whose feature rows all lie after its timestamp (seen with
-    Feast 0.67's file store); every such row is put back with null features, so the output has exactly one row per
-    input row, in input order.
+    The same call a user makes (`feature_store().get_historical_features`); the platform's offline store returns
+    every entity row, with null features where the view has no row in its TTL window. A different row count
+    is refused rather than written as a training set.
     """
     from platform_assets.defs.features.store import feature_store
 
     features = features or [f"{STATS_VIEW}:{name}" for name in STATS_FEATURES]
     joined = feature_store().get_historical_features(entity_df=entity_frame, features=features).to_df()
+    if len(joined) != len(entity_frame) or not joined["row_id"].is_unique:
+        raise RuntimeError(
+            f"Feast returned {len(joined)} rows ({joined['row_id'].nunique()} distinct) for "
+            f"{len(entity_frame)} entity rows; refusing to build a training set from it"
+        )
+    # The entity columns as given (Feast returns its own copy of the timestamps, in another unit).
     feature_columns = [f.split(":", 1)[1] for f in features]
-    if joined["row_id"].duplicated().any():
-        raise RuntimeError("Feast returned an entity row twice; refusing to build a training set from it")
-    result = entity_frame.merge(
-        joined[["row_id", *feature_columns]], on="row_id", how="left", validate="one_to_one"
-    )
-    restored = len(entity_frame) - len(joined)
-    if len(result) != len(entity_frame):
-        raise RuntimeError(f"training set has {len(result)} rows for {len(entity_frame)} entity rows")
-    return result.sort_values("row_id").reset_index(drop=True), restored
+    result = entity_frame.merge(joined[["row_id", *feature_columns]], on="row_id", validate="one_to_one")
+    return result.sort_values("row_id", ignore_index=True)
