@@ -13,6 +13,11 @@ AWS_SECRET_ACCESS_KEY, AWS_REGION and AWS_ENDPOINT_URL. A storage_path is one fi
 (hive-style `key=value` sub-directories become columns; names starting with `.` or `_`, such as
 `_SUCCESS`, are skipped). CSV columns are read with their registered types.
 
+Only storage inside PLATFORM_STORAGE_ROOTS is read (default: the lake and $PLATFORM_DATA_DIR/shared), and
+every local file is checked again, symbolic links resolved, just before it is read; the platform's own files
+never are (`platform_assets.metadata_center.storage`). A file that does not parse as the registered format
+is named with the line and field counts where it fails, never with its content.
+
 pandas, pyarrow and s3fs are imported on first use, so importing the SDK is cheap.
 """
 
@@ -20,13 +25,19 @@ from __future__ import annotations
 
 import builtins
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterError
-from platform_assets.metadata_center.storage import StorageLocation, parse_storage_path
+from platform_assets.metadata_center.storage import (
+    StorageAccessError,
+    StorageLocation,
+    parse_storage_path,
+    storage_policy,
+)
 
 HIDDEN_PREFIXES = (".", "_")
 TEMPORAL_TYPES = ("date", "timestamp", "timestamptz")
@@ -86,7 +97,14 @@ class Dataset:
             items = builtins.list(client.iter_registrations(tags=tuple(tags or ()), latest=True))
         except MetadataCenterError as err:
             raise DatasetError(f"listing datasets: {err.message}") from err
-        return [cls._from_fields(item["payload"], item["version"], client) for item in items]
+        datasets = []
+        for item in items:
+            if item.get("metadata_truncated"):
+                # List pages carry large metadata only as a marker; the registration itself has all of it.
+                datasets.append(cls.get(item["dataset_id"], version=item["version"], client=client))
+            else:
+                datasets.append(cls._from_fields(item["payload"], item["version"], client))
+        return datasets
 
     @classmethod
     def _from_fields(cls, fields: dict[str, Any], version: int, client: MetadataCenterClient) -> Dataset:
@@ -125,7 +143,16 @@ class Dataset:
             raise DatasetError(f"lineage of {self.dataset_id!r}: {err.message}") from err
 
     def files(self) -> builtins.list[DataFile]:
-        """The dataset's data files, sorted by path (hidden and `_`-prefixed entries skipped)."""
+        """The dataset's data files, sorted by path (hidden and `_`-prefixed entries skipped).
+
+        DatasetError when the storage, or a local file under it (symbolic links resolved), is outside the
+        allowed storage roots (PLATFORM_STORAGE_ROOTS) or is one of the platform's own files.
+        """
+        policy = self._policy()
+        try:
+            policy.check(self.storage_path)
+        except StorageAccessError as err:
+            raise DatasetError(f"dataset {self.dataset_id!r}: {err}") from None
         fs, root = self._filesystem()
         try:
             info = fs.info(root)
@@ -136,17 +163,45 @@ class Dataset:
                 f"dataset {self.dataset_id!r}: cannot reach {self.storage_path}: {err}"
             ) from err
         if info["type"] != "directory":
-            return [DataFile(root, root.rstrip("/").rsplit("/", 1)[-1], int(info.get("size") or 0))]
-        base = root.rstrip("/")
-        found: builtins.list[DataFile] = []
-        for path, detail in sorted(fs.find(base, detail=True).items()):
-            relative = path[len(base) :].lstrip("/")
-            if not relative or any(part.startswith(HIDDEN_PREFIXES) for part in relative.split("/")):
-                continue
-            found.append(DataFile(path, relative, int(detail.get("size") or 0)))
-        if not found:
-            raise DatasetError(f"dataset {self.dataset_id!r}: no data files under {self.storage_path}")
+            found = [DataFile(root, root.rstrip("/").rsplit("/", 1)[-1], int(info.get("size") or 0))]
+        else:
+            base = root.rstrip("/")
+            found = []
+            for path, detail in sorted(fs.find(base, detail=True).items()):
+                relative = path[len(base) :].lstrip("/")
+                if not relative or any(part.startswith(HIDDEN_PREFIXES) for part in relative.split("/")):
+                    continue
+                found.append(DataFile(path, relative, int(detail.get("size") or 0)))
+            if not found:
+                raise DatasetError(f"dataset {self.dataset_id!r}: no data files under {self.storage_path}")
+        if self.location.is_local:
+            self._check_local_files(policy, found)
         return found
+
+    def _policy(self) -> Any:
+        try:
+            return storage_policy()
+        except ValueError as err:  # a malformed PLATFORM_STORAGE_ROOTS
+            raise DatasetError(f"dataset {self.dataset_id!r}: {err}") from None
+
+    def _check_local_files(self, policy: Any, files: builtins.list[DataFile]) -> None:
+        """Every local file, real path resolved, inside the roots: a symbolic link inside a root that points
+        elsewhere (or a file swapped for one after registration) is refused."""
+        for data_file in files:
+            try:
+                policy.check_file(data_file.path)
+            except StorageAccessError:
+                raise DatasetError(
+                    f"dataset {self.dataset_id!r}: {self._shown(data_file)} resolves outside the allowed storage "
+                    f"roots: {policy.describe_roots()} (symbolic links are followed before the check; the "
+                    "platform's own files are never readable)"
+                ) from None
+
+    def _shown(self, data_file: DataFile) -> str:
+        """A data file as the user registered it: the storage_path, plus the file's place under it."""
+        if data_file.path.rstrip("/") == self._filesystem_root().rstrip("/"):
+            return self.storage_path
+        return f"{self.storage_path.rstrip('/')}/{data_file.relative}"
 
     def read(
         self, *, as_arrow: bool = False, columns: Sequence[str] | None = None, as_delivered: bool = False
@@ -161,21 +216,62 @@ class Dataset:
         files = self.files()
         fs, root = self._filesystem()
         single = len(files) == 1 and files[0].path == root
+        arrow_format = self._arrow_format(as_delivered)
+        failure: str | None = None
+        # Errors are turned into messages and raised outside the `except`: an Arrow error quotes the line it
+        # failed on, and a chained exception would carry it into Dagster's event log.
         try:
             dataset = pads.dataset(
                 [f.path for f in files],
                 filesystem=fs,
-                format=self._arrow_format(as_delivered),
+                format=arrow_format,
                 partitioning=None if single else "hive",
                 partition_base_dir=None if single else root.rstrip("/"),
             )
-            table = dataset.to_table(columns=builtins.list(columns) if columns else None)
-        except Exception as err:
-            raise DatasetError(
-                f"dataset {self.dataset_id!r}: cannot read {self.storage_path} as {self.format}: {err}"
-            ) from err
+            if self.format == "csv":
+                failure = self._foreign_header(dataset, files)
+            if failure is None:
+                table = dataset.to_table(columns=builtins.list(columns) if columns else None)
+        except Exception as err:  # noqa: BLE001 - described below without the file's content
+            failure = self._read_failure(err, files, fs, arrow_format)
+        if failure is not None:
+            raise DatasetError(failure)
         table = table if as_delivered else self._cast_temporal(table)
         return table if as_arrow else table.to_pandas()
+
+    def _foreign_header(self, dataset: Any, files: builtins.list[DataFile]) -> str | None:
+        """A message when a CSV file's header has none of the registered columns: it is not this dataset's
+        data (a key file or /etc/passwd read as CSV would otherwise show its first line as a column name)."""
+        registered = {c["name"] for c in self.columns}
+        for data_file, fragment in zip(files, dataset.get_fragments(), strict=False):
+            names = fragment.physical_schema.names
+            if registered and not registered.intersection(names):
+                return (
+                    f"dataset {self.dataset_id!r}: cannot read {self._shown(data_file)} as csv: its header "
+                    f"(line 1) has none of the {len(registered)} registered columns ({len(names)} fields found; "
+                    "the content is not shown)"
+                )
+        return None
+
+    def _read_failure(
+        self, err: Exception, files: builtins.list[DataFile], fs: Any, arrow_format: Any
+    ) -> str:
+        """Which file failed and where (line, field counts), without quoting the file."""
+        import pyarrow.dataset as pads
+
+        where, cause = self.storage_path, err
+        if len(files) > 1:
+            for data_file in files:
+                try:
+                    pads.dataset([data_file.path], filesystem=fs, format=arrow_format).to_table()
+                except Exception as file_err:  # noqa: BLE001
+                    where, cause = self._shown(data_file), file_err
+                    break
+        elif files:
+            where = self._shown(files[0])
+        return (
+            f"dataset {self.dataset_id!r}: cannot read {where} as {self.format}: {describe_read_error(cause)}"
+        )
 
     def mount(self, target: str | os.PathLike[str]) -> Path:
         """Make the dataset's files available under `target` (created if missing), keeping their layout:
@@ -203,6 +299,10 @@ class Dataset:
         return destination
 
     # -- plumbing ----------------------------------------------------------------------------------------
+
+    def _filesystem_root(self) -> str:
+        location = self.location
+        return location.path if location.is_local else f"{location.bucket}/{location.path}".rstrip("/")
 
     def _filesystem(self) -> tuple[Any, str]:
         """An fsspec file system for the storage and the dataset's root path within it."""
@@ -265,16 +365,20 @@ class Dataset:
             current = table.column(name)
             if current.type == wanted:
                 continue
+            converted = None
             try:
                 if pa.types.is_timestamp(current.type) and current.type.tz and wanted.tz is None:
                     # Arrow stores instants in UTC, so dropping the zone keeps the UTC wall time.
                     converted = current.cast(pa.timestamp(current.type.unit)).cast(wanted)
                 else:
                     converted = current.cast(wanted)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # raised below, outside the handler: Arrow's message quotes the value
+            if converted is None:
                 raise DatasetError(
-                    f"dataset {self.dataset_id!r}: column {name!r} is not {column['type']}: {err}"
-                ) from err
+                    f"dataset {self.dataset_id!r}: column {name!r} is not {column['type']}: "
+                    f"{_first_unconvertible(current, wanted)} (read with as_delivered=True to clean row by row)"
+                )
             table = table.set_column(table.column_names.index(name), name, converted)
         return table
 
@@ -288,3 +392,53 @@ class Dataset:
                 f"cannot mount {self.dataset_id!r}: {link} exists and is not a link to the dataset"
             )
         link.symlink_to(source)
+
+
+def describe_read_error(err: Exception) -> str:
+    """What an Arrow read error says about *where* a file failed (line, field, counts, expected type), never
+    the line or value it quotes."""
+    text = str(err)
+    parts: builtins.list[str] = []
+    if row := re.search(r"Row #(\d+)", text):
+        parts.append(f"line {row[1]}")
+    if column := re.search(r"CSV column #(\d+)", text):
+        parts.append(f"field {int(column[1]) + 1}")
+    if counts := re.search(r"Expected (\d+) columns, got (\d+)", text):
+        parts.append(f"expected {counts[1]} fields, found {counts[2]}")
+    elif conversion := re.search(r"conversion error to ([\w\[\], :/]+?):", text):
+        parts.append(f"a value is not a valid {conversion[1]}")
+    elif "magic bytes not found" in text or "not a parquet file" in text.lower():
+        parts.append("not a parquet file")
+    elif "Unable to merge" in text or "incompatible" in text.lower():
+        parts.append("its files do not share one schema")
+    elif "unbalanced quote" in text.lower() or "quote" in text.lower():
+        parts.append("an unterminated quoted field")
+    if not parts or (len(parts) == 1 and parts[0].startswith("line ")):
+        parts.append(f"{type(err).__name__} (details not shown: they would quote the file)")
+    return ", ".join(parts)
+
+
+def _first_unconvertible(column: Any, wanted: Any) -> str:
+    """'row N' of the first value that does not cast to `wanted` (and how many do not), without the value."""
+    import pyarrow as pa
+
+    # Text with a zone ("…Z") casts to a zoned timestamp only; such a value is not the culprit.
+    targets = [wanted]
+    if pa.types.is_timestamp(wanted) and wanted.tz is None:
+        targets.append(pa.timestamp(wanted.unit, tz="UTC"))
+    bad, first = 0, None
+    for index, value in enumerate(column.to_pylist()):
+        if value is None:
+            continue
+        for target in targets:
+            try:
+                pa.array([value], type=column.type).cast(target)
+                break
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+        else:
+            bad += 1
+            first = index + 1 if first is None else first
+    if first is None:
+        return "its values do not convert"
+    return f"{bad} value(s) do not convert, the first in data row {first}"

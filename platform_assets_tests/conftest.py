@@ -40,6 +40,7 @@ PLATFORM_VARIABLES = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_REGION",
     "DAGSTER_HOME",
+    "PLATFORM_STORAGE_ROOTS",
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -42,7 +42,12 @@ SERVICE_VARIABLES = (
     "METADATA_CENTER_REQUIRE_KEY_FOR_READS",
     "METADATA_CENTER_WEBHOOK_MAX_ATTEMPTS",
     "METADATA_CENTER_WEBHOOK_BACKOFF_S",
+    "METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS",
+    "METADATA_CENTER_MAX_BODY_BYTES",
+    "PLATFORM_STORAGE_ROOTS",
 )
+# The bucket of the seed registration below: allowed by default, with the service's own lake and shared dir.
+SEED_BUCKET_ROOT = "s3://etl-output"
 
 
 # A registration as Alldata sends it (the example of docs/metadata_center.md).
@@ -87,6 +92,11 @@ class RunningMetadataCenter(EmbeddedMetadataCenter):
     def __iter__(self) -> Iterator[str]:
         return iter((self.url, self.api_key, self.webhook_secret))
 
+    @property
+    def shared_dir(self) -> Path:
+        """$PLATFORM_DATA_DIR/shared of the service: inside its default storage roots."""
+        return self.data_dir / "shared"
+
 
 @contextmanager
 def metadata_center(
@@ -99,12 +109,19 @@ def metadata_center(
     require_key_for_reads: bool = False,
     webhook_backoff_s: float = 0.2,
     webhook_max_attempts: int = 5,
+    webhook_allowed_hosts: Sequence[str] = (),
+    max_body_bytes: int | None = None,
     extra_env: Mapping[str, str] | None = None,
+    storage_roots: Sequence[str | Path] | None = None,
 ) -> Iterator[RunningMetadataCenter]:
     """Run the metadata center on a free loopback port with its data (and SQLite database) in `data_dir`.
 
     The API key and webhook secret are generated unless given. Retries are fast (0.2 s, doubling) so that
-    tests see them. `extra_env` adds variables (AWS_* for the storage view, for example).
+    tests see them. `webhook_allowed_hosts` is METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS (a loopback receiver
+    needs "127.0.0.1"); `max_body_bytes` is METADATA_CENTER_MAX_BODY_BYTES (the default when None).
+    `extra_env` adds variables (AWS_* for the storage view, for example). `storage_roots`
+    is the service's PLATFORM_STORAGE_ROOTS; by default its own lake and shared directory under `data_dir`
+    and the seed payload's bucket (never inherited from the calling process).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     api_key = api_key or "mck_test_" + secrets.token_urlsafe(24)
@@ -118,8 +135,19 @@ def metadata_center(
         METADATA_CENTER_REQUIRE_KEY_FOR_READS="true" if require_key_for_reads else "false",
         METADATA_CENTER_WEBHOOK_BACKOFF_S=str(webhook_backoff_s),
         METADATA_CENTER_WEBHOOK_MAX_ATTEMPTS=str(webhook_max_attempts),
+        METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS=",".join(webhook_allowed_hosts),
+        PLATFORM_STORAGE_ROOTS=",".join(
+            str(root)
+            for root in (
+                storage_roots
+                if storage_roots is not None
+                else (data_dir / "lake", data_dir / "shared", SEED_BUCKET_ROOT)
+            )
+        ),
         PYTHONUNBUFFERED="1",
     )
+    if max_body_bytes is not None:
+        env["METADATA_CENTER_MAX_BODY_BYTES"] = str(max_body_bytes)
     env.update(extra_env or {})
     service = RunningMetadataCenter(
         data_dir=data_dir,

@@ -227,6 +227,24 @@ def test_the_kustomization_lists_every_manifest_and_builds() -> None:
         assert not container["image"].endswith(":latest") and ":" in container["image"], container["image"]
 
 
+def test_the_metadata_center_requires_the_key_for_reads_in_production() -> None:
+    """The embedded default leaves reads open; the deployed service must not: METADATA_CENTER_REQUIRE_KEY_FOR_READS
+    is true on its container, set there or through a ConfigMap it loads."""
+    documents = render_kustomization()
+    [deployment] = [
+        d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"] == "metadata-center"
+    ]
+    [container] = [c for c in containers_of(deployment) if c["name"] == "metadata-center"]
+    config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in documents if d["kind"] == "ConfigMap"}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config_maps[source["configMapRef"]["name"]])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    value = str(env.get("METADATA_CENTER_REQUIRE_KEY_FOR_READS", "")).strip().lower()
+    assert value in ("1", "true", "yes", "on"), value
+
+
 def test_kubectl_kustomize_builds_what_the_kustomization_lists() -> None:
     built = kubectl_build()
     if built is None:

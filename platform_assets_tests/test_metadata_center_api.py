@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def last_seq(client: MetadataCenterClient) -> int:
 
 def test_health(service: RunningMetadataCenter, client: MetadataCenterClient) -> None:
     backend = "postgresql" if service.db_url.startswith("postgresql") else "sqlite"
-    assert client.health() == {"status": "ok", "database": backend, "schema_revision": "0001"}
+    assert client.health() == {"status": "ok", "database": backend, "schema_revision": "0002"}
 
 
 def test_register_list_get_and_versions(client: MetadataCenterClient) -> None:
@@ -113,13 +114,17 @@ def test_register_list_get_and_versions(client: MetadataCenterClient) -> None:
     assert unknown.value.status == 404 and "not registered" in unknown.value.message
 
 
-def test_local_storage_view(client: MetadataCenterClient, tmp_path: Path) -> None:
-    payload = seed_payload(storage_path=f"file://{tmp_path}/data/", format="CSV")
+def test_local_storage_view(
+    service: RunningMetadataCenter, client: MetadataCenterClient, tmp_path: Path
+) -> None:
+    # Under the service's shared directory: local registrations must be inside its storage roots.
+    data = service.shared_dir / tmp_path.name / "data"
+    payload = seed_payload(storage_path=f"file://{data}/", format="CSV")
     registered = client.register(payload)
     assert registered["payload"]["format"] == "csv"
     view = client.get(payload["dataset_id"])
     assert view["storage"]["protocol"] == "file" and view["storage"]["bucket"] is None
-    assert view["storage"]["path"] == f"{tmp_path}/data/" and view["storage"]["endpoint"] is None
+    assert view["storage"]["path"] == f"{data}/" and view["storage"]["endpoint"] is None
 
 
 def test_list_filters_by_tag_and_latest(client: MetadataCenterClient) -> None:
@@ -418,3 +423,217 @@ def test_the_reusable_fixture_unpacks_to_url_key_and_secret(request: pytest.Fixt
     url, api_key, webhook_secret = service
     assert url.startswith("http://127.0.0.1:") and webhook_secret.startswith("whsec_")
     assert MetadataCenterClient(url, api_key).register(seed_payload())["seq"] == 1
+
+
+# -- limits and refusals (docs/metadata_center.md "Limits and refusals") -------------------------------
+
+TOO_BIG = 2**63  # one past the largest BIGINT
+
+
+def nested(depth: int) -> str:
+    """JSON text of `depth` nested objects (built as text: json.dumps itself recurses)."""
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def register_raw(service: RunningMetadataCenter, body: str | bytes, **headers: str) -> requests.Response:
+    return requests.post(
+        f"{service.url}/api/v1/datasets/register",
+        data=body,
+        headers={"X-API-Key": service.api_key, "Content-Type": "application/json", **headers},
+        timeout=60,
+    )
+
+
+def with_metadata_text(payload: dict[str, Any], metadata_json: str) -> str:
+    """The payload as JSON text with `metadata` replaced by the given JSON text."""
+    text = json.dumps({**payload, "metadata": "__METADATA__"})
+    return text.replace('"__METADATA__"', metadata_json)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("GET", f"/api/v1/datasets?after={TOO_BIG}", "after"),
+        ("GET", f"/api/v1/datasets?after={10**30}", "after"),
+        ("GET", f"/api/v1/datasets/sales_training_2024_01?version={TOO_BIG}", "version"),
+        ("GET", f"/api/v1/datasets/sales_training_2024_01?version={2**31}", "version"),
+        ("GET", f"/api/v1/webhooks/deliveries?seq={TOO_BIG}", "seq"),
+        ("GET", f"/api/v1/webhooks/deliveries?after_id={TOO_BIG}", "after_id"),
+        ("DELETE", f"/api/v1/webhooks/subscribers/{TOO_BIG}", "subscriber_id"),
+        ("POST", f"/api/v1/webhooks/deliveries/{TOO_BIG}/retry", "delivery_id"),
+    ],
+)
+def test_integers_beyond_64_bits_answer_422_naming_the_field(
+    service: RunningMetadataCenter, method: str, path: str, field: str
+) -> None:
+    response = requests.request(
+        method, service.url + path, headers={"X-API-Key": service.api_key}, timeout=10
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize("field", ["size_bytes", "row_count"])
+def test_registered_integers_beyond_64_bits_answer_422(
+    service: RunningMetadataCenter, client: MetadataCenterClient, field: str
+) -> None:
+    before = last_seq(client)
+    for value in (TOO_BIG, 10**40):
+        response = register_raw(service, json.dumps(seed_payload(**{field: value})))
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == field
+    # The largest BIGINT is stored and served as is.
+    registered = client.register(seed_payload(**{field: TOO_BIG - 1}))
+    assert client.get(registered["dataset_id"])[field] == TOO_BIG - 1
+    assert last_seq(client) == before + 1
+    assert client.list(after=2**63 - 1).items == []
+
+
+@pytest.mark.parametrize("depth", [33, 500, 900, 5000])
+def test_deeply_nested_metadata_answers_422(
+    service: RunningMetadataCenter, client: MetadataCenterClient, depth: int
+) -> None:
+    before = last_seq(client)
+    response = register_raw(service, with_metadata_text(seed_payload(), nested(depth)))
+    assert response.status_code == 422, response.text[:300]
+    assert response.json()["field"] in ("metadata", "body")
+    if depth < 1000:  # deeper than the JSON parser's recursion allows: refused as a body that does not parse
+        assert response.json()["field"] == "metadata" and "32 levels" in response.json()["message"]
+    assert last_seq(client) == before
+
+
+def test_metadata_nested_32_levels_is_accepted(service: RunningMetadataCenter) -> None:
+    response = register_raw(service, with_metadata_text(seed_payload(), nested(31)))
+    assert response.status_code == 201, response.text[:300]
+
+
+@pytest.mark.parametrize("length", [129, 210, 255])
+def test_a_dataset_id_longer_than_128_characters_answers_422(
+    client: MetadataCenterClient, length: int
+) -> None:
+    before = last_seq(client)
+    with pytest.raises(MetadataCenterError) as error:
+        client.register(seed_payload("d" * length))
+    assert error.value.status == 422 and error.value.field == "dataset_id"
+    assert "128" in error.value.message
+    assert last_seq(client) == before
+    assert client.register(seed_payload("d" * 128))["version"] >= 1
+
+
+def test_a_body_over_the_limit_answers_413_and_stores_nothing(
+    service: RunningMetadataCenter, client: MetadataCenterClient
+) -> None:
+    before = last_seq(client)
+    ten_mb = json.dumps(seed_payload(metadata={"blob": "x" * 10_000_000}))
+    response = register_raw(service, ten_mb)
+    assert response.status_code == 413, response.text[:300]
+    assert response.json()["error"] == "payload_too_large"
+    assert "METADATA_CENTER_MAX_BODY_BYTES" in response.json()["message"]
+    # Sent chunked, without a Content-Length: counted as it arrives.
+    chunks = (ten_mb[i : i + 65536].encode() for i in range(0, len(ten_mb), 65536))
+    response = register_raw(service, chunks)  # type: ignore[arg-type]
+    assert response.status_code == 413, response.text[:300]
+    # Lineage bodies too.
+    response = requests.put(
+        f"{service.url}/api/v1/lineage/big",
+        data=json.dumps({"lineage": {"upstream": {"datasets": ["x" * 1000] * 2000}}}),
+        headers={"X-API-Key": service.api_key, "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert last_seq(client) == before
+
+
+def test_list_pages_never_inline_large_metadata(
+    service: RunningMetadataCenter, client: MetadataCenterClient
+) -> None:
+    large = {"blob": "y" * 600_000, "etl_job_id": "etl_big"}
+    small = {"etl_job_id": "etl_small"}
+    big = client.register(seed_payload(metadata=large))
+    little = client.register(seed_payload(metadata=small))
+    anonymous = service.client(api_key="")
+    page = anonymous.list(after=big["seq"] - 1)
+    by_seq = {item["seq"]: item for item in page.items}
+    truncated = by_seq[big["seq"]]
+    assert truncated["metadata_truncated"] is True
+    assert truncated["payload"]["metadata"] == {
+        "truncated": True,
+        "size_bytes": len(json.dumps(large, separators=(",", ":"))),
+    }
+    assert truncated["payload"]["dataset_id"] == big["dataset_id"]  # the rest of the payload is there
+    assert by_seq[little["seq"]]["payload"]["metadata"] == small
+    assert "metadata_truncated" not in by_seq[little["seq"]]
+    # The detail endpoint serves the whole metadata.
+    assert anonymous.get(big["dataset_id"])["metadata"] == large
+    raw = requests.get(f"{service.url}/api/v1/datasets", params={"after": big["seq"] - 1}, timeout=30)
+    assert len(raw.content) < 100_000
+
+
+def test_the_body_limit_is_configurable(tmp_path: Path) -> None:
+    with metadata_center(tmp_path / "platform", max_body_bytes=4096) as service:
+        small = json.dumps(seed_payload())
+        assert register_raw(service, small).status_code == 201
+        response = register_raw(service, json.dumps(seed_payload(metadata={"blob": "z" * 5000})))
+        assert response.status_code == 413 and "4096" in response.json()["message"]
+        assert [i["seq"] for i in service.client().list()] == [1]
+
+
+def test_a_retry_with_the_same_idempotency_key_registers_once(
+    service: RunningMetadataCenter, client: MetadataCenterClient
+) -> None:
+    key = f"retry-{uuid.uuid4().hex}"
+    payload = seed_payload()
+    first = client.register(payload, idempotency_key=key)
+    # The reply was lost; the client sends the same request again (JSON spelled differently).
+    again = register_raw(service, json.dumps(payload, indent=2, sort_keys=True), **{"Idempotency-Key": key})
+    assert again.status_code == 201
+    assert again.json() == first
+    assert client.get(payload["dataset_id"])["versions"] == [1]
+    # The same key for another registration is refused, naming the header.
+    other = register_raw(service, json.dumps({**payload, "name": "another"}), **{"Idempotency-Key": key})
+    assert other.status_code == 422
+    assert other.json()["field"] == "Idempotency-Key" and "another registration" in other.json()["message"]
+    # A new key (or none) is a new version.
+    assert client.register(payload, idempotency_key=f"{key}-2")["version"] == 2
+    assert client.register(payload)["version"] == 3
+    assert client.get(payload["dataset_id"])["versions"] == [1, 2, 3]
+    assert register_raw(service, json.dumps(payload), **{"Idempotency-Key": "k" * 256}).status_code == 422
+
+
+def test_concurrent_retries_with_one_idempotency_key_register_once(
+    service: RunningMetadataCenter, client: MetadataCenterClient
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = f"concurrent-{uuid.uuid4().hex}"
+    payload = seed_payload()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.register(payload, idempotency_key=key), range(8)))
+    assert {a["seq"] for a in answers} == {answers[0]["seq"]}
+    assert client.get(payload["dataset_id"])["versions"] == [1]
+
+
+def test_an_idempotency_key_expires_after_24_hours(
+    service: RunningMetadataCenter, client: MetadataCenterClient
+) -> None:
+    import sqlalchemy as sa
+
+    from platform_assets.metadata_center.models import IdempotencyKey
+
+    key = f"old-{uuid.uuid4().hex}"
+    payload = seed_payload()
+    client.register(payload, idempotency_key=key)
+    engine = sa.create_engine(service.db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            # Through the model: its column type writes the timestamp as the service does on each backend.
+            connection.execute(
+                sa.update(IdempotencyKey)
+                .where(IdempotencyKey.key == key)
+                .values(created_at=datetime.now(UTC) - timedelta(hours=25))
+            )
+    finally:
+        engine.dispose()
+    assert client.register(payload, idempotency_key=key)["version"] == 2
+    # …and the new answer is kept for the next 24 hours.
+    assert client.register(payload, idempotency_key=key)["version"] == 2

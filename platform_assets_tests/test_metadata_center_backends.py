@@ -45,7 +45,7 @@ def registrations_after(service: RunningMetadataCenter, after: int) -> list[dict
 
 def test_backend_is_the_one_asked_for(service: RunningMetadataCenter) -> None:
     expected = "postgresql" if service.db_url.startswith("postgresql") else "sqlite"
-    assert service.client().health() == {"status": "ok", "database": expected, "schema_revision": "0001"}
+    assert service.client().health() == {"status": "ok", "database": expected, "schema_revision": "0002"}
 
 
 def test_concurrent_registrations_get_unique_gap_free_seqs(service: RunningMetadataCenter) -> None:
@@ -99,7 +99,7 @@ def test_migrations_match_the_models(service: RunningMetadataCenter) -> None:
 
     engine = db.create_db_engine(service.db_url)
     try:
-        assert db.current_revision(engine) == db.head_revision() == "0001"
+        assert db.current_revision(engine) == db.head_revision() == "0002"
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []

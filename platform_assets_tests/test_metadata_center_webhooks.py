@@ -32,6 +32,8 @@ from platform_assets_tests.metadata_center_fixture import (
 )
 
 WAIT_S = 30.0
+# The receivers here listen on loopback, which subscribers may only target when the operator allows it.
+LOOPBACK = ["127.0.0.1"]
 
 
 def wait_for(condition: Callable[[], Any], what: str) -> Any:
@@ -160,7 +162,9 @@ def deliveries(service: RunningMetadataCenter, **params: Any) -> list[dict[str, 
 def test_every_registration_is_delivered_signed(
     tmp_path: Path, receiver: Receiver, db_url: str | None
 ) -> None:
-    with metadata_center(tmp_path / "platform", db_url=db_url, webhook_urls=[receiver.url]) as service:
+    with metadata_center(
+        tmp_path / "platform", db_url=db_url, webhook_urls=[receiver.url], webhook_allowed_hosts=LOOPBACK
+    ) as service:
         registered = service.client().register(seed_payload())
         assert registered["webhook_deliveries"] == 1
         headers, raw = wait_for(lambda: receiver.requests and receiver.requests[0], "the webhook")
@@ -185,6 +189,7 @@ def test_failed_deliveries_are_retried_with_backoff(
     with metadata_center(
         tmp_path / "platform",
         webhook_urls=[receiver.url, dead_url],
+        webhook_allowed_hosts=LOOPBACK,
         webhook_backoff_s=0.2,
         webhook_max_attempts=4,
     ) as service:
@@ -225,7 +230,10 @@ def test_failed_deliveries_are_retried_with_backoff(
 
 
 def test_subscribers_added_through_the_api(tmp_path: Path) -> None:
-    with Receiver() as receiver, metadata_center(tmp_path / "platform") as service:
+    with (
+        Receiver() as receiver,
+        metadata_center(tmp_path / "platform", webhook_allowed_hosts=LOOPBACK) as service,
+    ):
         assert service.client().register(seed_payload())["webhook_deliveries"] == 0
         denied = requests.post(
             f"{service.url}/api/v1/webhooks/subscribers", json={"url": receiver.url}, timeout=10
@@ -256,7 +264,11 @@ def test_subscribers_added_through_the_api(tmp_path: Path) -> None:
 def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Receiver, db_url: str | None) -> None:
     receiver.status = 503
     with metadata_center(
-        tmp_path / "platform", db_url=db_url, webhook_urls=[receiver.url], webhook_backoff_s=0.5
+        tmp_path / "platform",
+        db_url=db_url,
+        webhook_urls=[receiver.url],
+        webhook_backoff_s=0.5,
+        webhook_allowed_hosts=LOOPBACK,
     ) as service:
         registered = service.client().register(seed_payload())
         wait_for(lambda: receiver.requests, "a first, failed attempt")
@@ -270,3 +282,133 @@ def test_pending_deliveries_survive_a_restart(tmp_path: Path, receiver: Receiver
             verify_webhook(headers, raw, service.webhook_secret, replay_guard=None)["data"]["seq"]
             == registered["seq"]
         )
+
+
+# -- where webhooks may go: no server-side request forgery ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/hook",
+        "http://localhost:{port}/hook",
+        "http://[::1]:{port}/hook",
+        "http://2130706433:{port}/hook",  # 127.0.0.1 spelled as one number
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://0.0.0.0:{port}/hook",
+    ],
+)
+def test_subscribers_on_loopback_or_private_addresses_are_refused(tmp_path: Path, url: str) -> None:
+    target = url.format(port=free_port())
+    with metadata_center(tmp_path / "platform") as service:
+        response = requests.post(
+            f"{service.url}/api/v1/webhooks/subscribers",
+            json={"url": target},
+            headers={"X-API-Key": service.api_key},
+            timeout=30,
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "url"
+        assert "METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS" in response.json()["message"]
+        assert service.client().register(seed_payload())["webhook_deliveries"] == 0
+
+
+def test_a_loopback_subscriber_in_the_environment_stops_the_start(tmp_path: Path) -> None:
+    from platform_assets.metadata_center.embedded import MetadataCenterStartError
+
+    loopback = f"http://127.0.0.1:{free_port()}/hook"
+    with (
+        pytest.raises(MetadataCenterStartError) as error,
+        metadata_center(tmp_path / "platform", webhook_urls=[loopback]),
+    ):
+        pass
+    assert "METADATA_CENTER_WEBHOOK_URLS" in str(error.value)
+    assert "METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS" in str(error.value)
+
+
+def test_allowed_networks_admit_loopback_subscribers(tmp_path: Path, receiver: Receiver) -> None:
+    with metadata_center(tmp_path / "platform", webhook_allowed_hosts=["127.0.0.0/8", "::1"]) as service:
+        assert service.client().add_subscriber(receiver.url)["active"]
+        registered = service.client().register(seed_payload())
+        wait_for(lambda: deliveries(service, status="delivered", seq=registered["seq"]), "the delivery")
+
+
+class TalkativeServer:
+    """An HTTP service on loopback that answers every POST with `status` and a body that must stay private."""
+
+    BODY = b"internal-only: db_password=hunter2 " + b"x" * 500
+
+    def __init__(self, status: int) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        answer = (status, self.BODY)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(answer[0])
+                self.send_header("Content-Length", str(len(answer[1])))
+                self.end_headers()
+                self.wfile.write(answer[1])
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/internal"
+        self.thread = Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> TalkativeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [200, 404, 500])
+def test_the_delivery_log_keeps_no_reply_body(tmp_path: Path, status: int) -> None:
+    with (
+        TalkativeServer(status) as talkative,
+        metadata_center(
+            tmp_path / "platform",
+            webhook_urls=[talkative.url],
+            webhook_allowed_hosts=LOOPBACK,
+            webhook_max_attempts=1,
+        ) as service,
+    ):
+        registered = service.client().register(seed_payload())
+        (entry,) = wait_for(
+            lambda: [d for d in deliveries(service, seq=registered["seq"]) if d["status"] != "pending"],
+            "the attempt",
+        )
+        assert entry["last_status_code"] == status
+        assert entry["last_error"] == (None if status == 200 else f"HTTP {status}")
+        log = requests.get(
+            f"{service.url}/api/v1/webhooks/deliveries", headers={"X-API-Key": service.api_key}, timeout=10
+        ).text
+        assert "hunter2" not in log and "internal-only" not in log
+
+
+def test_a_stored_subscriber_no_longer_allowed_is_refused_at_delivery(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    with metadata_center(tmp_path / "platform", webhook_allowed_hosts=LOOPBACK) as service:
+        service.client().add_subscriber(receiver.url)
+        service.stop()
+        assert service.env is not None
+        service.env = {**service.env, "METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS": ""}
+        service.restart()
+        registered = service.client().register(seed_payload())
+        assert registered["webhook_deliveries"] == 1
+        (failed,) = wait_for(lambda: deliveries(service, status="failed", seq=registered["seq"]), "refusal")
+        assert failed["attempts"] == 1 and failed["last_status_code"] is None
+        assert (
+            failed["last_error"].startswith("refused:")
+            and "METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS" in (failed["last_error"])
+        )
+        assert receiver.requests == []

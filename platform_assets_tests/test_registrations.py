@@ -43,12 +43,24 @@ SCHEMA = {
 
 @pytest.fixture
 def service(
-    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[RunningMetadataCenter]:
-    with metadata_center(platform_env.data_dir / "mc") as running:
+    # The service and the Dagster side allow the same roots: this platform's lake and shared directory, plus
+    # the test's bucket when there is one.
+    roots = list(platform_env.storage_roots)
+    if "s3_bucket" in request.fixturenames:
+        roots.append(f"s3://{request.getfixturevalue('s3_bucket')}/etl-output")
+    monkeypatch.setenv("PLATFORM_STORAGE_ROOTS", ",".join(roots))
+    with metadata_center(platform_env.data_dir / "mc", storage_roots=roots) as running:
         monkeypatch.setenv("METADATA_CENTER_URL", running.url)
         monkeypatch.setenv("METADATA_CENTER_API_KEY", running.api_key)
         yield running
+
+
+@pytest.fixture
+def shared(platform_env: PlatformSettings) -> Path:
+    """$PLATFORM_DATA_DIR/shared: a default storage root, where the tests' exports go."""
+    return platform_env.data_dir / "shared"
 
 
 def csv_dataset(directory: Path, frame: pd.DataFrame = ROWS) -> Path:
@@ -98,10 +110,10 @@ def run_requested(instance: dg.DagsterInstance, result: dg.SensorResult) -> list
 
 
 def test_registration_to_training_ready_dataset_with_lineage(
-    service: RunningMetadataCenter, tmp_path: Path
+    service: RunningMetadataCenter, shared: Path
 ) -> None:
     client = service.client()
-    data = csv_dataset(tmp_path / "orders")
+    data = csv_dataset(shared / "orders")
     client.register(payload("orders_2024_01", data, rows=len(ROWS), size=data.stat().st_size))
     with dg.instance_for_test() as instance:
         first = tick(instance, None)
@@ -156,10 +168,10 @@ def test_registration_to_training_ready_dataset_with_lineage(
 
 
 def test_mismatch_with_the_registration_is_a_failed_check_that_blocks_publishing(
-    service: RunningMetadataCenter, tmp_path: Path
+    service: RunningMetadataCenter, shared: Path
 ) -> None:
     client = service.client()
-    data = csv_dataset(tmp_path / "short")
+    data = csv_dataset(shared / "short")
     client.register(payload("short_orders", data, rows=99, size=data.stat().st_size + 1))
     with dg.instance_for_test() as instance:
         (result,) = run_requested(instance, tick(instance, None))
@@ -194,7 +206,11 @@ def test_service_down_skips_and_keeps_the_cursor(
         assert context.cursor == "41"
 
 
-def test_parquet_dataset_on_s3(service: RunningMetadataCenter, s3_bucket: str) -> None:
+def test_parquet_dataset_on_s3(
+    service: RunningMetadataCenter, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
     import boto3
 
     frame = pd.DataFrame(
@@ -219,18 +235,25 @@ def test_parquet_dataset_on_s3(service: RunningMetadataCenter, s3_bucket: str) -
             fmt="parquet",
         )
     )
+    events_file = tmp_path / "openlineage.jsonl"
+    monkeypatch.setenv("OPENLINEAGE_FILE", str(events_file))
     with dg.instance_for_test() as instance:
         (result,) = run_requested(instance, tick(instance, None))
         assert result.success, [
             e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure
         ]
     assert client.get("s3_orders__training")["row_count"] == 3
+    # OpenLineage naming for S3: namespace s3://<bucket>, name the object key without a leading slash.
+    (event,) = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert {"namespace": f"s3://{s3_bucket}", "name": "etl-output/orders"}.items() <= event["inputs"][
+        1
+    ].items()
 
 
 def test_through_a_running_dagster(platform_env: PlatformSettings, tmp_path: Path) -> None:
     """register → the daemon's sensor tick → partition added → run → training-ready dataset registered back."""
     data_dir = platform_env.data_dir
-    with metadata_center(data_dir / "mc-e2e") as running:
+    with metadata_center(data_dir / "mc-e2e", storage_roots=platform_env.storage_roots) as running:
         home = data_dir / "dagster"
         (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_ADDRESS"))}
@@ -259,7 +282,7 @@ def test_through_a_running_dagster(platform_env: PlatformSettings, tmp_path: Pat
             start_new_session=True,
         )
         try:
-            data = csv_dataset(tmp_path / "live")
+            data = csv_dataset(data_dir / "shared" / "live")
             running.client().register(payload("live_orders", data, rows=len(ROWS), size=data.stat().st_size))
             deadline = time.monotonic() + 420
             view = None
@@ -288,14 +311,14 @@ def test_through_a_running_dagster(platform_env: PlatformSettings, tmp_path: Pat
 
 
 def test_cube_studio_publisher_posts_the_uri_in_expand(
-    service: RunningMetadataCenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: RunningMetadataCenter, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
 
     from platform_assets_tests.http_receiver import Receiver
 
     client = service.client()
-    data = csv_dataset(tmp_path / "cube")
+    data = csv_dataset(shared / "cube")
     client.register(payload("cube_orders", data, rows=len(ROWS), size=data.stat().st_size))
     with Receiver() as cube, dg.instance_for_test() as instance:
         monkeypatch.setenv("CUBE_STUDIO_URL", cube.url.removesuffix("/hook"))
@@ -319,12 +342,12 @@ def test_cube_studio_publisher_posts_the_uri_in_expand(
 
 
 def test_openlineage_event_for_the_publication(
-    service: RunningMetadataCenter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: RunningMetadataCenter, shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import json
 
     client = service.client()
-    data = csv_dataset(tmp_path / "ol")
+    data = csv_dataset(shared / "ol")
     client.register(payload("ol_orders", data, rows=len(ROWS), size=data.stat().st_size))
     events_file = tmp_path / "openlineage.jsonl"
     monkeypatch.setenv("OPENLINEAGE_FILE", str(events_file))
@@ -337,3 +360,12 @@ def test_openlineage_event_for_the_publication(
     assert event["job"]["name"] == "published/registered_datasets[ol_orders]"
     assert {"namespace": "metadata-center", "name": "ol_orders@v1"}.items() <= event["inputs"][0].items()
     assert event["outputs"][0]["name"] == "ol_orders__training"
+    # The OpenLineage naming conventions: local files are namespace `file` with the absolute path as name
+    # (not a file:// URI), so other producers' events about the same files join ours.
+    (source,) = [d for d in event["inputs"] if d["namespace"] == "file"]
+    assert source["name"] == str(data)
+    (landed,) = [d for d in event["outputs"] if d["namespace"] == "file"]
+    assert landed["name"] == str(
+        Path(os.environ["PLATFORM_DATA_DIR"]) / "lake/cleaned/registered_datasets/ol_orders.parquet"
+    )
+    assert not any("://" in d["name"] for d in event["inputs"] + event["outputs"])

@@ -3,6 +3,7 @@ system and parquet and CSV datasets on S3 (moto's server on loopback): get, read
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -40,18 +41,55 @@ CSV_TEXT = (
 )
 
 
+# One bucket for the module's S3 tests: the service's storage roots are fixed when it starts.
+SDK_BUCKET = f"sdk-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMetadataCenter]:
-    with metadata_center(tmp_path_factory.mktemp("mc_sdk") / "platform") as running:
+def storage_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local storage root: datasets the tests register live under it."""
+    return tmp_path_factory.mktemp("sdk_storage")
+
+
+def storage_roots(storage_root: Path) -> list[str]:
+    # The hdfs root lets a registration through so that the SDK's own refusal of hdfs:// is what is tested.
+    return [str(storage_root), f"s3://{SDK_BUCKET}", "hdfs://namenode/data"]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, storage_root: Path) -> Iterator[RunningMetadataCenter]:
+    with metadata_center(
+        tmp_path_factory.mktemp("mc_sdk") / "platform", storage_roots=storage_roots(storage_root)
+    ) as running:
         yield running
 
 
 @pytest.fixture
-def client(service: RunningMetadataCenter, monkeypatch: pytest.MonkeyPatch) -> MetadataCenterClient:
-    # The SDK's default client reads these, as a notebook would.
+def client(
+    service: RunningMetadataCenter, storage_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> MetadataCenterClient:
+    # The SDK's default client reads these, as a notebook would; the SDK checks the same storage roots.
     monkeypatch.setenv("METADATA_CENTER_URL", service.url)
     monkeypatch.setenv("METADATA_CENTER_API_KEY", service.api_key)
+    monkeypatch.setenv("PLATFORM_STORAGE_ROOTS", ",".join(storage_roots(storage_root)))
     return service.client()
+
+
+@pytest.fixture
+def data_dir(storage_root: Path, tmp_path: Path) -> Path:
+    """A fresh directory for this test's data, inside the storage root."""
+    path = storage_root / tmp_path.name
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def bucket(s3_bucket: str, s3_endpoint: str) -> str:
+    """The module's bucket on the loopback S3 (s3_bucket sets the AWS_* variables)."""
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=SDK_BUCKET)
+    return SDK_BUCKET
 
 
 def register(client: MetadataCenterClient, storage_path: str, fmt: str, **extra: object) -> str:
@@ -83,8 +121,10 @@ def orders_table(offset: int = 0) -> pa.Table:
     )
 
 
-def test_csv_dataset_on_the_local_file_system(client: MetadataCenterClient, tmp_path: Path) -> None:
-    root = tmp_path / "exports" / "orders"
+def test_csv_dataset_on_the_local_file_system(
+    client: MetadataCenterClient, data_dir: Path, tmp_path: Path
+) -> None:
+    root = data_dir / "exports" / "orders"
     (root / "region=eu").mkdir(parents=True)
     (root / "region=eu" / "part-0.csv").write_text(CSV_TEXT)
     (root / "_SUCCESS").write_text("")
@@ -119,8 +159,8 @@ def test_csv_dataset_on_the_local_file_system(client: MetadataCenterClient, tmp_
     assert dataset.mount(mounted) == mounted  # idempotent
 
 
-def test_a_single_local_csv_file(client: MetadataCenterClient, tmp_path: Path) -> None:
-    path = tmp_path / "orders.csv"
+def test_a_single_local_csv_file(client: MetadataCenterClient, data_dir: Path, tmp_path: Path) -> None:
+    path = data_dir / "orders.csv"
     path.write_text(CSV_TEXT)
     dataset = Dataset.get(register(client, str(path), "csv"))
     assert len(dataset.read()) == 3
@@ -129,8 +169,9 @@ def test_a_single_local_csv_file(client: MetadataCenterClient, tmp_path: Path) -
 
 
 def test_parquet_dataset_on_s3(
-    client: MetadataCenterClient, s3_bucket: str, s3_endpoint: str, tmp_path: Path
+    client: MetadataCenterClient, bucket: str, s3_endpoint: str, tmp_path: Path
 ) -> None:
+    s3_bucket = bucket
     s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     for index in range(2):
         buffer = io.BytesIO()
@@ -157,7 +198,8 @@ def test_parquet_dataset_on_s3(
     assert (mounted / "part-0.parquet").stat().st_mtime_ns == stamp
 
 
-def test_csv_file_on_s3(client: MetadataCenterClient, s3_bucket: str, s3_endpoint: str) -> None:
+def test_csv_file_on_s3(client: MetadataCenterClient, bucket: str, s3_endpoint: str) -> None:
+    s3_bucket = bucket
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").put_object(
         Bucket=s3_bucket, Key="exports/orders.csv", Body=CSV_TEXT.encode()
     )
@@ -166,10 +208,10 @@ def test_csv_file_on_s3(client: MetadataCenterClient, s3_bucket: str, s3_endpoin
     assert df["order_id"].tolist() == [1, 2, 3] and df["zip"].tolist()[0] == "00123"
 
 
-def test_versions_and_list_by_tags(client: MetadataCenterClient, tmp_path: Path) -> None:
-    old = tmp_path / "v1.csv"
+def test_versions_and_list_by_tags(client: MetadataCenterClient, data_dir: Path) -> None:
+    old = data_dir / "v1.csv"
     old.write_text(CSV_TEXT)
-    new = tmp_path / "v2.csv"
+    new = data_dir / "v2.csv"
     new.write_text(CSV_TEXT + "4,1.00,2024-01-17T00:00:00Z,11111\n")
     tag = f"team-{uuid.uuid4().hex[:6]}"
     dataset_id = register(client, str(old), "csv", tags=[tag, "training-ready"])
@@ -192,8 +234,25 @@ def test_versions_and_list_by_tags(client: MetadataCenterClient, tmp_path: Path)
     assert Dataset.get(dataset_id).lineage()["entity_id"] == dataset_id
 
 
-def test_cli_mount(service: RunningMetadataCenter, client: MetadataCenterClient, tmp_path: Path) -> None:
-    path = tmp_path / "orders.csv"
+def test_list_gives_the_full_metadata_that_list_pages_truncate(
+    client: MetadataCenterClient, data_dir: Path
+) -> None:
+    """List pages carry large metadata only as a marker; Dataset.list still returns all of it."""
+    path = data_dir / "big_metadata.csv"
+    path.write_text(CSV_TEXT)
+    tag = f"big-{uuid.uuid4().hex[:6]}"
+    notes = {"notes": "x" * 20_000, "owner": "team-a"}
+    dataset_id = register(client, str(path), "csv", tags=[tag], metadata=notes)
+    [item] = client.list(tags=[tag]).items
+    assert item.get("metadata_truncated") is True
+    [listed] = Dataset.list(tags=[tag])
+    assert listed.dataset_id == dataset_id and listed.metadata == notes
+
+
+def test_cli_mount(
+    service: RunningMetadataCenter, client: MetadataCenterClient, data_dir: Path, tmp_path: Path
+) -> None:
+    path = data_dir / "orders.csv"
     path.write_text(CSV_TEXT)
     dataset_id = register(client, str(path), "csv")
     view = client.get(dataset_id)
@@ -204,10 +263,12 @@ def test_cli_mount(service: RunningMetadataCenter, client: MetadataCenterClient,
     assert result.stdout.strip() == str(target) and (target / "orders.csv").is_symlink()
 
 
-def test_errors_name_the_dataset_and_the_reason(client: MetadataCenterClient, tmp_path: Path) -> None:
+def test_errors_name_the_dataset_and_the_reason(
+    client: MetadataCenterClient, data_dir: Path, tmp_path: Path
+) -> None:
     with pytest.raises(DatasetError, match="no_such_dataset.*not registered"):
         Dataset.get("no_such_dataset")
-    gone = Dataset.get(register(client, str(tmp_path / "missing"), "parquet"))
+    gone = Dataset.get(register(client, str(data_dir / "missing"), "parquet"))
     with pytest.raises(DatasetError, match="does not exist"):
         gone.read()
     hdfs = Dataset.get(register(client, "hdfs://namenode/data/x", "parquet"))
@@ -217,7 +278,7 @@ def test_errors_name_the_dataset_and_the_reason(client: MetadataCenterClient, tm
         Dataset.get("x", client=MetadataCenterClient(f"http://127.0.0.1:{free_port()}", "k"))
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "orders.csv").write_text("not the dataset")
-    csv = tmp_path / "orders.csv"
+    csv = data_dir / "orders.csv"
     csv.write_text(CSV_TEXT)
     with pytest.raises(DatasetError, match="exists"):
         Dataset.get(register(client, str(csv), "csv")).mount(tmp_path / "taken")

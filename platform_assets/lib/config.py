@@ -174,6 +174,28 @@ class PlatformSettings:
         return _env_path("PLATFORM_LAKE_SYNC_CONFIG") or self.data_dir / "lake_sync.yaml"
 
     @property
+    def storage_roots(self) -> tuple[str, ...]:
+        """PLATFORM_STORAGE_ROOTS: where registered datasets may live (comma-separated `s3://bucket/prefix` and
+        local directories); default: the lake and $PLATFORM_DATA_DIR/shared. `$VARS` and `~` are expanded in
+        local entries. `platform_assets.metadata_center.storage` decides what is inside them."""
+        value = _env("PLATFORM_STORAGE_ROOTS")
+        if value is None:
+            return (self.lake_uri, str(self.data_dir / "shared"))
+        roots = tuple(
+            entry if "://" in entry else os.path.expanduser(os.path.expandvars(entry))
+            for entry in (part.strip() for part in value.split(","))
+            if entry
+        )
+        if not roots:
+            raise ValueError(f"PLATFORM_STORAGE_ROOTS={value!r} names no storage root")
+        return roots
+
+    @property
+    def landing_max_extra_columns(self) -> int:
+        """PLATFORM_LANDING_MAX_EXTRA_COLUMNS: how many columns beyond its contract a landing read keeps (50)."""
+        return _env_number("PLATFORM_LANDING_MAX_EXTRA_COLUMNS", int, 50, 0)
+
+    @property
     def embed_backend(self) -> str:
         """PLATFORM_EMBED_BACKEND: auto (default), torch, onnx or onnx-int8; ValueError names the variable."""
         return embed_backend_name(_env("PLATFORM_EMBED_BACKEND") or "auto", "PLATFORM_EMBED_BACKEND")
@@ -333,6 +355,11 @@ class MetadataCenterSettings:
     require_key_for_reads: bool = False
     webhook_max_attempts: int = 10
     webhook_backoff_s: float = 2.0
+    # Requests with a larger body are answered 413 (METADATA_CENTER_MAX_BODY_BYTES).
+    max_body_bytes: int = 1024 * 1024
+    # Hosts and CIDRs that webhook subscribers may target although they are loopback, private or otherwise
+    # not public addresses (METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS); none by default.
+    webhook_allowed_hosts: tuple[str, ...] = ()
     s3: S3Settings = field(default_factory=S3Settings)
 
     @property
@@ -373,5 +400,9 @@ def metadata_center_settings() -> MetadataCenterSettings:
         require_key_for_reads=_env_bool("METADATA_CENTER_REQUIRE_KEY_FOR_READS", False),
         webhook_max_attempts=_env_number("METADATA_CENTER_WEBHOOK_MAX_ATTEMPTS", int, 10, 1),
         webhook_backoff_s=_env_number("METADATA_CENTER_WEBHOOK_BACKOFF_S", float, 2.0, 0.0),
+        max_body_bytes=_env_number("METADATA_CENTER_MAX_BODY_BYTES", int, 1024 * 1024, 1024),
+        webhook_allowed_hosts=tuple(
+            h.strip() for h in (_env("METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS") or "").split(",") if h.strip()
+        ),
         s3=platform.s3,
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import sqlalchemy as sa
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,7 +23,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from platform_assets.metadata_center import db, registry
 from platform_assets.metadata_center.delivery import DeliveryWorker
 from platform_assets.metadata_center.models import Registration
-from platform_assets.metadata_center.schemas import LineageRecord, RegistrationPayload, SubscriberRequest
+from platform_assets.metadata_center.schemas import (
+    MAX_BIGINT,
+    MAX_INT,
+    LineageRecord,
+    RegistrationPayload,
+    SubscriberRequest,
+)
 from platform_assets.metadata_center.security import (
     KeyVerifier,
     generate_api_key,
@@ -31,8 +37,13 @@ from platform_assets.metadata_center.security import (
     read_or_create_secret,
 )
 from platform_assets.metadata_center.settings import MetadataCenterSettings
-from platform_assets.metadata_center.storage import mount_command, storage_view
-from platform_assets.metadata_center.webhooks import check_secret, generate_secret
+from platform_assets.metadata_center.storage import mount_command, storage_policy, storage_view
+from platform_assets.metadata_center.webhooks import (
+    TargetPolicy,
+    WebhookTargetError,
+    check_secret,
+    generate_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +60,12 @@ class Service:
     verifier: KeyVerifier
     worker: DeliveryWorker
     schema_revision: str | None
+    targets: TargetPolicy
 
 
 def prepare(settings: MetadataCenterSettings) -> Service:
     """Migrate the database, install the API key, webhook secret and subscribers; the worker is not started."""
+    storage_policy()  # a malformed PLATFORM_STORAGE_ROOTS stops the start, not every registration
     engine = db.create_db_engine(settings.database_url)
     revision = db.upgrade(engine)
     if settings.api_key:
@@ -64,11 +77,19 @@ def prepare(settings: MetadataCenterSettings) -> Service:
         check_secret(secret)
     except ValueError as err:
         raise ValueError(f"METADATA_CENTER_WEBHOOK_SECRET: {err}") from None
+    targets = TargetPolicy.of(settings.webhook_allowed_hosts)
+    for url in settings.webhook_urls:
+        try:
+            targets.check(url)
+        except WebhookTargetError as err:
+            raise ValueError(f"METADATA_CENTER_WEBHOOK_URLS: {err}") from None
     registry.sync_env_subscribers(engine, settings.webhook_urls)
     verifier = KeyVerifier(engine)
     verifier.refresh()
-    worker = DeliveryWorker(engine, secret, settings.webhook_max_attempts, settings.webhook_backoff_s)
-    return Service(settings, engine, verifier, worker, revision)
+    worker = DeliveryWorker(
+        engine, secret, settings.webhook_max_attempts, settings.webhook_backoff_s, targets
+    )
+    return Service(settings, engine, verifier, worker, revision, targets)
 
 
 class ApiError(Exception):
@@ -133,6 +154,79 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
+# A refused body is read and discarded up to this much before the 413 is sent, so that the client, still
+# sending, reads the answer rather than a reset connection; a larger one has its connection closed instead.
+DRAIN_MAX_BYTES = 64 * 1024 * 1024
+
+
+class BodyLimitMiddleware:
+    """Answers 413 to a request whose body is larger than `max_bytes` (METADATA_CENTER_MAX_BODY_BYTES)
+    before anything parses it: by its Content-Length, or counted as it arrives when it is sent chunked."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, more_body: bool) -> None:
+        drained = 0
+        while more_body and drained <= DRAIN_MAX_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            more_body = message.get("more_body", False)
+        response = _error_response(
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.max_bytes} bytes (METADATA_CENTER_MAX_BODY_BYTES)",
+        )
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = None
+                break
+        if declared is not None:
+            # The server reads exactly Content-Length bytes, so the declared size is the body's size.
+            if declared > self.max_bytes:
+                await self._refuse(scope, receive, send, more_body=True)
+            else:
+                await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more_body = True
+        while more_body:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            more_body = message.get("more_body", False)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send, more_body)
+                return
+            chunks.append(chunk)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return dict(await receive())
+
+        await self.app(scope, replay, send)
+
+
 def dataset_view(
     service: Service, registration: Registration, versions: list[int], pinned: bool
 ) -> dict[str, Any]:
@@ -177,6 +271,8 @@ def create_app(service: Service) -> FastAPI:
         description="The dataset registry: registrations, the Cube Studio view, lineage, webhooks.",
         lifespan=lifespan,
     )
+    # Added first, so it runs inside the key check: an unauthenticated request is answered 401 unread.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=service.settings.max_body_bytes)
     app.add_middleware(
         ApiKeyMiddleware,
         verifier=service.verifier,
@@ -216,6 +312,16 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 400 and err.detail == "There was an error parsing the body":
+            # FastAPI's answer when the JSON parser itself fails (RecursionError on a document nested deeper
+            # than it can parse): a body that is not usable JSON, answered like one that is not JSON at all.
+            return _error_response(
+                422,
+                "validation_error",
+                "body: the JSON could not be parsed (nested too deeply?)",
+                field="body",
+                fields=["body"],
+            )
         code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
         return _error_response(err.status_code, code, str(err.detail))
 
@@ -230,16 +336,32 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"status": "ok", "database": engine.dialect.name, "schema_revision": revision})
 
     @app.post(f"{API_PREFIX}/datasets/register", status_code=201)
-    def register(payload: RegistrationPayload) -> dict[str, Any]:
+    def register(
+        payload: RegistrationPayload,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=255,
+                description="Retries with the same key and body within 24 hours get the first answer.",
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
         """Register a dataset; registering an existing dataset_id adds a version."""
-        result = registry.register(engine, payload)
-        if result.deliveries:
+        try:
+            result = registry.register(engine, payload, idempotency_key)
+        except registry.IdempotencyConflict as err:
+            raise ApiError(422, "idempotency_conflict", str(err), "Idempotency-Key") from None
+        if result.deliveries and not result.replayed:
             service.worker.notify()
         return {**result.item, "webhook_deliveries": result.deliveries}
 
     @app.get(f"{API_PREFIX}/datasets")
     def list_datasets(
-        after: Annotated[int, Query(ge=0, description="Return registrations with seq > after.")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_BIGINT, description="Return registrations with seq > after.")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=registry.MAX_PAGE)] = 100,
         tag: Annotated[list[str] | None, Query(description="Only registrations with every tag.")] = None,
         latest: Annotated[bool, Query(description="Only the newest version of each dataset.")] = False,
@@ -249,7 +371,9 @@ def create_app(service: Service) -> FastAPI:
         return {"items": items, "next_after": items[-1]["seq"] if items else after, "has_more": has_more}
 
     @app.get(f"{API_PREFIX}/datasets/{{dataset_id}}")
-    def get_dataset(dataset_id: str, version: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    def get_dataset(
+        dataset_id: str, version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None
+    ) -> dict[str, Any]:
         """The Cube Studio view of a dataset: the latest version, or `version`."""
         found = registry.get_registration(engine, dataset_id, version)
         if found is None:
@@ -276,6 +400,8 @@ def create_app(service: Service) -> FastAPI:
         mode: Annotated[Literal["merge", "replace"], Query()] = "merge",
     ) -> dict[str, Any]:
         """Record lineage: merge adds every id in the record; replace makes the record the whole lineage."""
+        if len(entity_id) > 1024:
+            raise ApiError(422, "validation_error", "entity_id is longer than 1024 characters", "entity_id")
         if record.entity_id is not None and record.entity_id != entity_id:
             raise ApiError(
                 422,
@@ -292,11 +418,16 @@ def create_app(service: Service) -> FastAPI:
 
     @app.post(f"{API_PREFIX}/webhooks/subscribers", status_code=201)
     def add_subscriber(request: SubscriberRequest) -> dict[str, Any]:
-        """Subscribe a URL to every future registration."""
+        """Subscribe a URL to every future registration (loopback and private addresses only when
+        METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS allows them)."""
+        try:
+            service.targets.check(request.url)
+        except WebhookTargetError as err:
+            raise ApiError(422, "validation_error", str(err), "url") from None
         return registry.add_subscriber(engine, request.url)
 
     @app.delete(f"{API_PREFIX}/webhooks/subscribers/{{subscriber_id}}")
-    def remove_subscriber(subscriber_id: int) -> dict[str, Any]:
+    def remove_subscriber(subscriber_id: Annotated[int, Path(le=MAX_BIGINT)]) -> dict[str, Any]:
         """Unsubscribe; its pending deliveries are cancelled, its log kept."""
         if not registry.remove_subscriber(engine, subscriber_id):
             raise ApiError(404, "not_found", f"no subscriber {subscriber_id}", "subscriber_id")
@@ -305,15 +436,15 @@ def create_app(service: Service) -> FastAPI:
     @app.get(f"{API_PREFIX}/webhooks/deliveries")
     def list_deliveries(
         status: Annotated[Literal["pending", "delivered", "failed", "cancelled"] | None, Query()] = None,
-        seq: Annotated[int | None, Query(ge=1)] = None,
-        after_id: Annotated[int, Query(ge=0)] = 0,
+        seq: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+        after_id: Annotated[int, Query(ge=0, le=MAX_BIGINT)] = 0,
         limit: Annotated[int, Query(ge=1, le=registry.MAX_PAGE)] = 100,
     ) -> dict[str, Any]:
         """The delivery log: one entry per message and subscriber, with attempts, status and last error."""
         return {"items": registry.list_deliveries(engine, status, seq, after_id, limit)}
 
     @app.post(f"{API_PREFIX}/webhooks/deliveries/{{delivery_id}}/retry")
-    def retry_delivery(delivery_id: int) -> dict[str, Any]:
+    def retry_delivery(delivery_id: Annotated[int, Path(le=MAX_BIGINT)]) -> dict[str, Any]:
         """Queue a failed delivery again."""
         item = registry.retry_delivery(engine, delivery_id)
         if item is None:

@@ -88,10 +88,12 @@ class MetadataCenterClient:
         """GET /healthz: {"status": "ok", "database", "schema_revision"}; raises Unavailable when down."""
         return self._request("GET", "/healthz")
 
-    def register(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+    def register(self, payload: Mapping[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
         """POST /api/v1/datasets/register: returns {seq, dataset_id, version, registered_at, payload,
-        webhook_deliveries}."""
-        return self._request("POST", f"{API}/datasets/register", json=dict(payload))
+        webhook_deliveries}. With `idempotency_key`, a retry with the same key and payload within 24 hours
+        gets the first answer instead of registering another version."""
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        return self._request("POST", f"{API}/datasets/register", json=dict(payload), extra_headers=extra)
 
     def list(
         self, after: int = 0, limit: int = 100, tags: Sequence[str] = (), latest: bool = False
@@ -164,10 +166,12 @@ class MetadataCenterClient:
             self._local.session = session
         return session
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(
+        self, method: str, path: str, extra_headers: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Any:
         import requests
 
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if self.api_key:
             headers["X-API-Key"] = self.api_key
         target = f"{self.url}{path}"

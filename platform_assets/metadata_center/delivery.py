@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from platform_assets.metadata_center.db import read_session, write_session
 from platform_assets.metadata_center.models import WebhookDelivery, utcnow
-from platform_assets.metadata_center.webhooks import sign_headers
+from platform_assets.metadata_center.webhooks import TargetPolicy, WebhookTargetError, sign_headers
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,18 @@ def backoff_s(attempts: int, base_s: float) -> float:
 class DeliveryWorker:
     """Sends due deliveries, one at a time, signed with the webhook secret; wakes up on `notify()`."""
 
-    def __init__(self, engine: sa.Engine, secret: str, max_attempts: int, backoff_base_s: float) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        secret: str,
+        max_attempts: int,
+        backoff_base_s: float,
+        targets: TargetPolicy | None = None,
+    ) -> None:
         self._engine = engine
+        # Checked again at every attempt: a subscriber stored earlier, or a name that now resolves to a
+        # private address, is refused too.
+        self._targets = targets or TargetPolicy()
         self._secret = secret
         self._max_attempts = max_attempts
         self._backoff_base_s = backoff_base_s
@@ -112,6 +122,7 @@ class DeliveryWorker:
 
         status_code: int | None = None
         error: str | None = None
+        refused = False
         headers = {
             "content-type": "application/json",
             "user-agent": "platform-metadata-center",
@@ -119,16 +130,22 @@ class DeliveryWorker:
             **sign_headers(self._secret, delivery.webhook_id, delivery.body),
         }
         try:
-            response = requests.post(
+            self._targets.check(delivery.url)
+            # stream=True and no read: the reply's body is never downloaded nor stored (the log keeps the
+            # status code only), so a subscriber URL cannot be used to read another service's answers.
+            with requests.post(
                 delivery.url,
                 data=delivery.body.encode("utf-8"),
                 headers=headers,
                 timeout=SEND_TIMEOUT_S,
                 allow_redirects=False,  # a redirect is not a delivery, and must not leak the body elsewhere
-            )
-            status_code = response.status_code
+                stream=True,
+            ) as response:
+                status_code = response.status_code
             if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}: {response.text[:200]}"
+                error = f"HTTP {status_code}"
+        except WebhookTargetError as err:
+            error, refused = f"refused: {err}"[:1000], True
         except requests.RequestException as err:
             error = f"{type(err).__name__}: {err}"[:1000]
         now = utcnow()
@@ -141,7 +158,7 @@ class DeliveryWorker:
         }
         if error is None:
             values.update(status="delivered", delivered_at=now)
-        elif attempts >= self._max_attempts:
+        elif attempts >= self._max_attempts or refused:
             values.update(status="failed")
             log.warning(
                 "webhook %s to %s failed after %d attempts: %s",

@@ -7,10 +7,11 @@ after seq N never skips a registration that committed late with a smaller seq.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from platform_assets.metadata_center.db import read_session, with_retry, write_s
 from platform_assets.metadata_center.models import (
     REGISTRATION_SEQ,
     Counter,
+    IdempotencyKey,
     LineageEdge,
     LineageEntity,
     Registration,
@@ -37,6 +39,11 @@ from platform_assets.metadata_center.schemas import (
 from platform_assets.metadata_center.webhooks import EVENT_REGISTERED, new_message_id
 
 MAX_PAGE = 1000
+# List pages carry a registration's metadata only up to this size (its compact JSON); larger metadata is
+# replaced by a marker and served by GET /api/v1/datasets/{id}, so that a page stays small.
+LIST_METADATA_MAX_BYTES = 8 * 1024
+# How long an Idempotency-Key's answer is kept.
+IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -109,20 +116,65 @@ def _upstream_from_metadata(metadata: dict[str, Any]) -> dict[str, list[str]]:
     return upstream
 
 
+def list_item(registration: Registration) -> dict[str, Any]:
+    """A registration as a list page carries it: metadata larger than LIST_METADATA_MAX_BYTES is replaced
+    by {"truncated": true, "size_bytes": n} and the item gets "metadata_truncated": true."""
+    item = registration_item(registration)
+    metadata = registration.payload.get("metadata") or {}
+    size = len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > LIST_METADATA_MAX_BYTES:
+        item["payload"] = {**registration.payload, "metadata": {"truncated": True, "size_bytes": size}}
+        item["metadata_truncated"] = True
+    return item
+
+
 @dataclass(frozen=True)
 class Registered:
-    """The outcome of a registration."""
+    """The outcome of a registration; `replayed` when it is the stored answer to an Idempotency-Key."""
 
     item: dict[str, Any]
     deliveries: int
+    replayed: bool = False
 
 
-def register(engine: sa.Engine, payload: RegistrationPayload) -> Registered:
+class IdempotencyConflict(Exception):
+    """An Idempotency-Key reused, within its 24 hours, with another request body."""
+
+
+class _Replay(Exception):
+    """Leaves the registration's transaction (rolling back the seq it took) with a stored answer."""
+
+    def __init__(self, result: Registered) -> None:
+        super().__init__("replay")
+        self.result = result
+
+
+def request_hash(stored: dict[str, Any]) -> str:
+    """SHA-256 of a payload's canonical JSON: equal for the same registration however it was spelled."""
+    canonical = json.dumps(stored, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def register(
+    engine: sa.Engine, payload: RegistrationPayload, idempotency_key: str | None = None
+) -> Registered:
     """Store a registration as the next version of its dataset, with its tags, the lineage its metadata
-    states and one webhook delivery per active subscriber, in one transaction."""
+    states and one webhook delivery per active subscriber, in one transaction.
+
+    With `idempotency_key`, the answer is kept for IDEMPOTENCY_TTL: the same key with the same payload gets
+    that answer again (nothing is registered), the same key with another payload raises
+    IdempotencyConflict. The key is looked up after the seq counter's row lock is taken, so two concurrent
+    requests with one key register once."""
     stored = payload.stored()
+    digest = request_hash(stored)
 
     def attempt() -> Registered:
+        try:
+            return store()
+        except _Replay as replay:
+            return replay.result
+
+    def store() -> Registered:
         with write_session(engine) as session:
             seq = session.execute(
                 sa.update(Counter)
@@ -130,6 +182,19 @@ def register(engine: sa.Engine, payload: RegistrationPayload) -> Registered:
                 .values(value=Counter.value + 1)
                 .returning(Counter.value)
             ).scalar_one()
+            if idempotency_key is not None:
+                session.execute(
+                    sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_TTL)
+                )
+                previous = session.get(IdempotencyKey, idempotency_key)
+                if previous is not None:
+                    if previous.request_hash != digest:
+                        raise IdempotencyConflict(
+                            f"Idempotency-Key {idempotency_key!r} was used in the last 24 hours for another "
+                            "registration (a different body); use a new key for a new registration"
+                        )
+                    answer = previous.response
+                    raise _Replay(Registered(answer["item"], answer["deliveries"], replayed=True))
             latest = session.scalar(
                 sa.select(sa.func.max(Registration.version)).where(
                     Registration.dataset_id == payload.dataset_id
@@ -181,6 +246,16 @@ def register(engine: sa.Engine, payload: RegistrationPayload) -> Registered:
                         created_at=now,
                     )
                 )
+            if idempotency_key is not None:
+                session.add(
+                    IdempotencyKey(
+                        key=idempotency_key,
+                        request_hash=digest,
+                        seq=seq,
+                        response={"item": item, "deliveries": len(subscribers)},
+                        created_at=now,
+                    )
+                )
             return Registered(item=item, deliveries=len(subscribers))
 
     return with_retry(attempt)
@@ -213,7 +288,7 @@ def list_registrations(
     query = query.order_by(Registration.seq).limit(limit + 1)
     with read_session(engine) as session:
         rows = list(session.scalars(query))
-    return [registration_item(r) for r in rows[:limit]], len(rows) > limit
+    return [list_item(r) for r in rows[:limit]], len(rows) > limit
 
 
 def get_registration(

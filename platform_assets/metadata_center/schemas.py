@@ -8,10 +8,39 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from platform_assets.metadata_center.column_types import normalize_type
-from platform_assets.metadata_center.storage import parse_storage_path
+from platform_assets.metadata_center.storage import check_storage_path
 
-# Dataset ids travel in URL paths and Dagster partition keys: no slashes, no spaces.
-DATASET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
+# Dataset ids travel in URL paths and Dagster partition keys: no slashes, no spaces. At most 128 characters:
+# they also name files and directories of the lake (with suffixes such as `__training`), whose names are
+# limited to 255 bytes.
+DATASET_ID_MAX_LENGTH = 128
+DATASET_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+# Integers the database stores as BIGINT (seq, ids, sizes) or INTEGER (version): larger values are refused
+# with a 422 instead of failing in the database driver.
+MAX_BIGINT = 2**63 - 1
+MAX_INT = 2**31 - 1
+# How deeply `metadata` may nest (objects and arrays); deeper documents exhaust the recursion of the JSON
+# encoders that store and serve them.
+MAX_METADATA_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in `value` (0 for a scalar); iterative, so any depth is measured."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 LINEAGE_KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 UPSTREAM_KINDS = ("source_tables", "etl_jobs", "datasets")
 DOWNSTREAM_KINDS = ("datasets", "training_jobs", "models")
@@ -58,12 +87,12 @@ class RegistrationPayload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    dataset_id: str = Field(pattern=DATASET_ID_PATTERN)
+    dataset_id: str = Field(max_length=DATASET_ID_MAX_LENGTH, pattern=DATASET_ID_PATTERN)
     name: str = Field(min_length=1, max_length=1024)
     storage_path: str = Field(min_length=1, max_length=4096)
     format: Literal["parquet", "csv"]
-    size_bytes: int | None = Field(default=None, ge=0, strict=True)
-    row_count: int | None = Field(default=None, ge=0, strict=True)
+    size_bytes: int | None = Field(default=None, ge=0, le=MAX_BIGINT, strict=True)
+    row_count: int | None = Field(default=None, ge=0, le=MAX_BIGINT, strict=True)
     schema_: DatasetSchema = Field(alias="schema")
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -75,9 +104,18 @@ class RegistrationPayload(BaseModel):
 
     @field_validator("storage_path")
     @classmethod
-    def _parseable_path(cls, value: str) -> str:
-        parse_storage_path(value)
+    def _readable_path(cls, value: str) -> str:
+        # Parseable, and inside the service's PLATFORM_STORAGE_ROOTS (never one of its own files): a 422 naming
+        # storage_path and the rule, before anything is stored or any run reads it.
+        check_storage_path(value)
         return value.strip()
+
+    @field_validator("metadata")
+    @classmethod
+    def _shallow_metadata(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        if json_depth(metadata) > MAX_METADATA_DEPTH:
+            raise ValueError(f"metadata nests deeper than {MAX_METADATA_DEPTH} levels of objects and arrays")
+        return metadata
 
     @field_validator("tags")
     @classmethod

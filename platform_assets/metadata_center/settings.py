@@ -15,6 +15,9 @@ every variable of the platform.
 | METADATA_CENTER_REQUIRE_KEY_FOR_READS | false |
 | METADATA_CENTER_WEBHOOK_MAX_ATTEMPTS | 10 |
 | METADATA_CENTER_WEBHOOK_BACKOFF_S | 2.0 (doubling per attempt, capped at 10 minutes) |
+| METADATA_CENTER_MAX_BODY_BYTES | 1048576 (larger request bodies are answered 413; at least 1024) |
+| METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS | unset (comma-separated hosts or CIDRs that subscribers may target although they are loopback or private addresses) |
+| PLATFORM_STORAGE_ROOTS | the lake and $PLATFORM_DATA_DIR/shared (where a storage_path may point; see `storage.py`) |
 """
 
 from platform_assets.lib.config import (  # noqa: F401 - re-exported

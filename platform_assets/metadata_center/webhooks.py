@@ -15,13 +15,18 @@ deduplicates on `webhook-id` (or on the event's `seq`) after processing it.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import re
 import secrets
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import standardwebhooks
 
@@ -120,3 +125,82 @@ def verify_webhook(
         if not replay_guard.check_and_remember(key, float(timestamp) + TOLERANCE_S + 60):
             raise WebhookVerificationError(f"replayed message {lowered['webhook-id']}")
     return parsed
+
+
+# -- where webhooks may go --------------------------------------------------------------------------------
+
+ALLOWED_HOSTS_VARIABLE = "METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS"
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class WebhookTargetError(ValueError):
+    """A subscriber URL the service refuses to send to (not http(s), or a non-public address not allowed)."""
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Which webhook targets are allowed: public addresses always; loopback, private, link-local and other
+    non-public addresses only when METADATA_CENTER_WEBHOOK_ALLOWED_HOSTS names the host or a network holding
+    the address. Without it a subscriber could make the service probe its own network (server-side request
+    forgery)."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def of(cls, entries: Iterable[str]) -> TargetPolicy:
+        """A policy from the variable's entries (host names, IP addresses, CIDRs); ValueError names a bad one."""
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for entry in entries:
+            entry = entry.strip().lower()
+            try:
+                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
+                continue
+            except ValueError:
+                pass
+            name = entry.rstrip(".")
+            if not _HOSTNAME.match(name):
+                raise ValueError(
+                    f"{ALLOWED_HOSTS_VARIABLE}: {entry!r} is not a host name, IP address or CIDR"
+                )
+            hosts.add(name)
+        return cls(frozenset(hosts), tuple(networks))
+
+    def _allowed(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return address.is_global or any(address in network for network in self.networks)
+
+    def check(self, url: str) -> None:
+        """Raise WebhookTargetError unless `url` is http(s) and its host is allowed.
+
+        A host name is resolved and every address it has must be allowed (a name that does not resolve
+        passes: sending to it fails anyway). Names listed in the variable are allowed as they are.
+        """
+        parts = urlsplit(url)
+        try:
+            host = parts.hostname
+            port = parts.port
+        except ValueError as err:
+            raise WebhookTargetError(f"webhook URL {url!r} is malformed: {err}") from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise WebhookTargetError(f"webhook URL {url!r} is not an http(s) URL")
+        if host.rstrip(".") in self.hosts:
+            return
+        try:
+            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                infos = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError):
+                return
+            addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        for address in addresses:
+            if not self._allowed(address):
+                raise WebhookTargetError(
+                    f"webhook URL {url!r}: {host} is or resolves to {address}, a loopback, private or otherwise "
+                    f"non-public address; an operator can allow it with {ALLOWED_HOSTS_VARIABLE}"
+                )

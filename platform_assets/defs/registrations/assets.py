@@ -33,12 +33,17 @@ def registration_for(context: Any, metadata_center: MetadataCenterResource) -> d
     io_manager_key="lake_io_manager",
     kinds={"pandas", "parquet"},
     description="A registered dataset as found at its storage_path (local, file:// or s3://; parquet or CSV), "
-    "landed in the lake; compared with the registered schema, row_count and size_bytes.",
+    "landed in the lake; compared with the registered schema, row_count and size_bytes. Only storage inside "
+    "PLATFORM_STORAGE_ROOTS is read (checked again here, file by file, symbolic links resolved).",
 )
 def raw_registered_dataset(
     context: dg.AssetExecutionContext, metadata_center: MetadataCenterResource
 ) -> pd.DataFrame:
-    """Read the registered storage with credentials from the environment (the SDK), record how it compares."""
+    """Read the registered storage with credentials from the environment (the SDK), record how it compares.
+
+    The SDK refuses storage outside the storage roots and files that do not parse with messages that name the
+    rule or the file and line, never the content; the run fails with that message and nothing is landed.
+    """
     from platform_assets.sdk import Dataset, DatasetError
 
     registration = registration_for(context, metadata_center)

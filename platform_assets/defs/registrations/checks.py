@@ -44,7 +44,10 @@ def matches_registration(
         description="; ".join(problems) if problems else "matches the registration",
         metadata={
             "differences": dg.MetadataValue.json(problems),
-            **{k: dg.MetadataValue.json(v) for k, v in comparison.as_metadata().items()},
+            **{
+                k: v if isinstance(v, int) else dg.MetadataValue.json(v)
+                for k, v in comparison.as_metadata().items()
+            },
         },
     )
 

@@ -102,7 +102,17 @@ def emit_openlineage(
         from openlineage.client.transport.file import FileConfig, FileTransport
 
         transport = FileTransport(FileConfig(log_file_path=str(path), append=True))
-    storage = source.get("storage") or {}
+    inputs = [
+        InputDataset(
+            namespace="metadata-center", name=f"{source['dataset_id']}@v{source['version']}", facets={}
+        )
+    ]
+    if source.get("storage_path"):
+        namespace, name = openlineage_name(source["storage_path"])
+        inputs.append(InputDataset(namespace=namespace, name=name, facets={}))
+    outputs = [OutputDataset(namespace="metadata-center", name=payload["dataset_id"], facets={})]
+    namespace, name = openlineage_name(payload["storage_path"])
+    outputs.append(OutputDataset(namespace=namespace, name=name, facets={}))
     event = RunEvent(
         eventType=RunState.COMPLETE,
         eventTime=datetime.now(UTC).isoformat(),
@@ -111,21 +121,24 @@ def emit_openlineage(
         job=Job(
             namespace="platform_assets", name=f"{context.asset_key.to_user_string()}[{context.partition_key}]"
         ),
-        inputs=[
-            InputDataset(
-                namespace="metadata-center", name=f"{source['dataset_id']}@v{source['version']}", facets={}
-            )
-        ]
-        + (
-            [
-                InputDataset(
-                    namespace=str(storage.get("protocol", "file")), name=str(storage["uri"]), facets={}
-                )
-            ]
-            if storage.get("uri")
-            else []
-        ),
-        outputs=[OutputDataset(namespace="metadata-center", name=payload["dataset_id"], facets={})],
+        inputs=inputs,
+        outputs=outputs,
     )
     OpenLineageClient(transport=transport).emit(event)
     return f"emitted to {url or path}"
+
+
+def openlineage_name(storage_path: str) -> tuple[str, str]:
+    """(namespace, name) of a storage location by the OpenLineage naming conventions, so consumers (Marquez)
+    join our events with other producers': local files are namespace `file` with the absolute path as name;
+    object stores are `s3://<bucket>` (gs://, …) with the object key, without a leading slash, as name."""
+    import posixpath
+
+    from platform_assets.metadata_center.storage import parse_storage_path
+
+    location = parse_storage_path(storage_path)
+    path = posixpath.normpath(location.path) if location.path else ""
+    if location.is_local:
+        return "file", path
+    key = "" if path == "." else path.strip("/")
+    return f"{location.protocol}://{location.bucket}", key

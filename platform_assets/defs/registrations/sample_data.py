@@ -33,6 +33,11 @@ def write_sample_orders(directory: Path, rows: int = 500, seed: int = 11) -> Pat
     return path
 
 
+def sample_export_dir() -> Path:
+    """Where `make run` writes the sample export: $PLATFORM_DATA_DIR/shared/exports/sample_orders."""
+    return get_settings().data_dir / "shared" / "exports" / SAMPLE_DATASET_ID
+
+
 def sample_registration(path: Path) -> dict[str, Any]:
     """The registration Alldata would send for the sample export."""
     rows = sum(1 for _ in path.open()) - 1
@@ -57,12 +62,12 @@ def sample_registration(path: Path) -> dict[str, Any]:
 
 
 def write_sample(size: SampleSize) -> None:
-    """`make run`'s sample: write the export and register it (a new version only when the file changed)."""
+    """`make run`'s sample: write the export and register it (a new version only when the file changed or moved)."""
     from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterError
 
-    payload = sample_registration(
-        write_sample_orders(get_settings().data_dir / "exports" / SAMPLE_DATASET_ID)
-    )
+    # Under $PLATFORM_DATA_DIR/shared, one of the default storage roots (PLATFORM_STORAGE_ROOTS): the metadata
+    # center refuses registrations anywhere else.
+    payload = sample_registration(write_sample_orders(sample_export_dir()))
     client = MetadataCenterClient()
     try:
         latest = client.get(payload["dataset_id"])
@@ -70,8 +75,11 @@ def write_sample(size: SampleSize) -> None:
         if err.status != 404:
             raise
         latest = None
-    if latest is None or (latest["size_bytes"], latest["row_count"]) != (
+    # The storage_path too: a data directory from before the storage roots has the sample registered under
+    # $PLATFORM_DATA_DIR/exports, which is no longer readable.
+    if latest is None or (latest["size_bytes"], latest["row_count"], latest["storage_path"]) != (
         payload["size_bytes"],
         payload["row_count"],
+        payload["storage_path"],
     ):
         client.register(payload)

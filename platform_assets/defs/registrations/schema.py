@@ -12,6 +12,11 @@ from platform_assets.lib.landing import ColumnType, coerce_column
 from platform_assets.metadata_center.column_types import normalize_type
 
 REJECT_REASONS = ("invalid_type", "missing_value", "duplicate_row")
+# Extra column names shown in metadata: the first few, each shortened, and the count. A file whose header has
+# none of the registered columns never gets here (the SDK refuses it), so these names come from a file that
+# parsed as the registered format; the caps keep a very wide file from flooding the event log.
+SHOWN_EXTRA_COLUMNS = 20
+SHOWN_NAME_LENGTH = 64
 
 
 def landing_kind(declared: str) -> ColumnType:
@@ -63,14 +68,19 @@ class RegistrationComparison:
         return problems
 
     def as_metadata(self) -> dict[str, Any]:
-        """JSON-friendly summary."""
+        """JSON-friendly summary (at most SHOWN_EXTRA_COLUMNS extra column names, with their count)."""
         return {
             "missing_columns": self.missing_columns,
-            "extra_columns": self.extra_columns,
+            "extra_columns": [_short(name) for name in self.extra_columns[:SHOWN_EXTRA_COLUMNS]],
+            "extra_column_count": len(self.extra_columns),
             "type_differences": self.type_differences,
             "row_count": list(self.row_count) if self.row_count else None,
             "size_bytes": list(self.size_bytes) if self.size_bytes else None,
         }
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= SHOWN_NAME_LENGTH else f"{name[: SHOWN_NAME_LENGTH - 1]}…"
 
 
 def compare(registration: dict[str, Any], frame: pd.DataFrame, size_bytes: int) -> RegistrationComparison:
@@ -78,7 +88,7 @@ def compare(registration: dict[str, Any], frame: pd.DataFrame, size_bytes: int) 
     declared = {c["name"]: c["type"] for c in registration["schema"]["columns"]}
     result = RegistrationComparison(
         missing_columns=[name for name in declared if name not in frame.columns],
-        extra_columns=[name for name in frame.columns if name not in declared],
+        extra_columns=[str(name) for name in frame.columns if name not in declared],
     )
     for name, declared_type in declared.items():
         if name in frame.columns:
