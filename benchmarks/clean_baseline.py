@@ -35,11 +35,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from platform_assets.defs.reviews.cleaning import ENTITY_PATTERN, HTML_ENTITIES, NOISE_PATTERN, TAG_PATTERN
+from platform_assets.defs.reviews.cleaning import (
+    ENTITY_PATTERN,
+    HTML_ENTITIES,
+    ID_PREVIEW_CHARS,
+    NOISE_PATTERN,
+    TAG_PATTERN,
+)
 from platform_assets.defs.reviews.contract import MAX_TEXT_CHARS, MIN_TEXT_CHARS, RATING_RANGE, REJECT_REASONS
 
 # The per-row rules, in REJECT_REASONS order (the duplicate rules come after them).
-ROW_RULES = REJECT_REASONS[:10]
+ROW_RULES = REJECT_REASONS[: REJECT_REASONS.index("duplicate_review_id")]
 
 
 # Unicode White_Space: what Rust's `\s` and Daft's strip() match. Python's `\s` and str.strip() also take the
@@ -58,6 +64,7 @@ class _Patterns:
     tag: re.Pattern[str]
     entity: re.Pattern[str]
     whitespace_run: re.Pattern[str]
+    invalid_id_search: Callable[[str], object]
     noise_sub: Callable[[str], str]
     non_alnum_sub: Callable[[str], str]
 
@@ -74,6 +81,8 @@ def _patterns() -> _Patterns:
         tag=re.compile(TAG_PATTERN),
         entity=re.compile(ENTITY_PATTERN),
         whitespace_run=re.compile(f"[{re.escape(WHITE_SPACE)}]+"),
+        # cleaning.INVALID_ID_PATTERN: `\s` spelled as the White_Space set, as Rust's `\s` is.
+        invalid_id_search=regex.compile(rf"[{re.escape(WHITE_SPACE)}\p{{Cc}}\p{{Cf}}]").search,
         noise_sub=functools.partial(regex.compile(noise).sub, " "),
         non_alnum_sub=functools.partial(regex.compile(r"[^\p{L}\p{N}]+").sub, " "),
     )
@@ -101,6 +110,7 @@ def pandas_clean(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     failures = [
         raw["_ingest_error"].notna(),
         blank("review_id"),
+        raw["review_id"].fillna("").map(lambda v: patterns.invalid_id_search(v) is not None).astype(bool),
         blank("product_id"),
         blank("user_id"),
         raw["created_at"].isna(),
@@ -155,6 +165,14 @@ def _details(
     detail = reason.str.replace("_", " ")
     for code, text in (
         ("invalid_type", quarantine["_ingest_error"].astype(object)),
+        (
+            "invalid_review_id",
+            "review_id "
+            + quarantine["review_id"]
+            .astype(object)
+            .map(lambda v: repr(v[:ID_PREVIEW_CHARS]), na_action="ignore")
+            + " contains whitespace, a control or a format character",
+        ),
         ("empty_text", pd.Series("text is null, empty or only whitespace", index=quarantine.index)),
         ("rating_out_of_range", "rating " + quarantine["rating"].astype(str) + f" outside {low}..{high}"),
         ("text_too_short", characters + f"minimum {MIN_TEXT_CHARS}"),

@@ -1,17 +1,38 @@
 """The bad-input suite: every kind of broken delivery either lands in quarantine with a precise reason or
 fails the run with an error naming the file, line and column; no row is lost and no good output is overwritten.
+
+Cases: malformed CSV, ragged rows, non-UTF-8 bytes, a missing column, invalid JSON (the run fails naming the
+file and line); wrong types, a struct where a string belongs, out-of-range ratings, huge texts (in CSV beyond
+the parser's former field limit as in JSON Lines), control characters in a review_id, re-delivered files
+(quarantined with the reason); extra columns (kept, up to a cap; a 10,000-column file neither widens the vector
+table nor the metadata); empty and header-only files, file names that are not UTF-8, links out of the landing
+directory and linked directories (listed in raw/reviews' metadata with the reason, never read).
+
+Bad input elsewhere has its cases beside its component: registrations that point outside the storage roots or
+at the platform's own files, and files that fail to parse as their registered format
+(test_registration_security.py); oversized, too deep, out-of-range and repeated requests and unsafe webhook
+targets at the metadata center (test_metadata_center_api.py, test_metadata_center_webhooks.py); malformed
+search filters (test_search_filters.py).
 """
 
+import json
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
 from platform_assets.definitions import defs
-from platform_assets.defs.reviews.assets import CLEANED, QUARANTINE, RAW
-from platform_assets.lib.config import PlatformSettings
+from platform_assets.defs.reviews.assets import CLEANED, EMBEDDED, QUARANTINE, RAW
+from platform_assets.defs.reviews.contract import EMBEDDED_REVIEWS, LANCEDB_TABLE
+from platform_assets.lib.config import PlatformSettings, get_settings
+from platform_assets.lib.embedding import EMBEDDING_DIM, TextEmbedder
+from platform_assets.lib.ray_resource import RayResource
 from platform_assets.lib.resources import shared_resources
+from platform_assets.lib.vector_store import connect_lancedb
 
 HEADER = "review_id,product_id,user_id,rating,text,created_at"
 GOOD_ROWS = [
@@ -20,12 +41,26 @@ GOOD_ROWS = [
 ]
 
 
-def run_raw_and_clean() -> dg.ExecuteInProcessResult:
+class HashEmbedder(TextEmbedder):
+    """Unit vectors from a hash of the text: the vector table's shape without loading a model."""
+
+    def backend_spec(self) -> SimpleNamespace:  # type: ignore[override]
+        return SimpleNamespace(name="test-hash", space_id="test/hash", reason="test", agreement=None)
+
+    def embed(self, keys: list[str], texts: list[str]) -> dict[str, np.ndarray]:
+        vectors = {}
+        for key, text in zip(keys, texts, strict=True):
+            vector = np.random.default_rng(abs(hash(text))).random(EMBEDDING_DIM).astype(np.float32)
+            vectors[key] = vector / np.linalg.norm(vector)
+        return vectors
+
+
+def run_raw_and_clean(*extra: dg.AssetKey, **resources: object) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.assets(RAW, CLEANED, QUARANTINE),
+        selection=dg.AssetSelection.assets(RAW, CLEANED, QUARANTINE, *extra),
         # Fresh resources: the loaded definitions' point where the environment pointed at import time.
-        resources={**defs.resources, **shared_resources()},
+        resources={**defs.resources, **shared_resources(), **resources},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -197,3 +232,111 @@ def test_out_of_range_values_are_quarantined(good_delivery: PlatformSettings) ->
     quarantine = quarantine_of(good_delivery)
     assert quarantine.loc["O1", "reject_detail"] == "rating 0 outside 1..5"
     assert quarantine.loc["O2", "reject_detail"] == "rating -3 outside 1..5"
+
+
+def raw_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    (event,) = [e for e in result.get_asset_materialization_events() if e.materialization.asset_key == RAW]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_unreadable_names_and_links_out_are_listed_with_the_reason(
+    good_delivery: PlatformSettings, tmp_path: Path
+) -> None:
+    """A file name that is not UTF-8 failed every run with a UnicodeEncodeError naming no file; a link to a
+    file elsewhere on the host was read into the lake; a linked directory was skipped without a word."""
+    landing = good_delivery.landing_dir_for("reviews")
+    row = "P1,U1,4,This review must never reach the lake,2026-01-01\n"
+    (landing / "n_caf\udce9.csv").write_bytes(f"{HEADER}\nN1,{row}".encode())  # the bytes n_caf\xe9.csv
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text(f"{HEADER}\nS1,{row}")
+    os.symlink(outside / "secret.csv", landing / "s_link.csv")
+    os.symlink(outside, landing / "s_dir")
+    result = run_raw_and_clean()
+    assert_accounted(good_delivery, result)
+    assert raw_metadata(result)["ignored_files"] == {
+        "n_caf\\xe9.csv": "file name is not valid UTF-8; rename the file",
+        "s_dir": "symbolic link to a directory; links are not followed, deliver the files themselves",
+        "s_link.csv": "symbolic link to a file outside the landing directory",
+    }
+    assert sorted(lake(good_delivery, "raw", "reviews")["review_id"]) == sorted(f"G{i}" for i in range(12))
+
+
+def test_a_csv_field_over_the_parsers_former_limit_is_quarantined_as_in_json_lines(
+    good_delivery: PlatformSettings,
+) -> None:
+    """Over 64 MiB, a CSV field failed the whole delivery with an unbalanced-quote hint; the same text in
+    JSON Lines was quarantined as text_too_long. Both are now."""
+    huge = "word " * (64 * 1024 * 1024 // 5) + "end of a very long review"
+    row = f"P1,U1,4,{huge},2026-01-01"
+    deliver(good_delivery, "h_huge.csv", f"{HEADER}\nL1,{row}\n")
+    fields = {"review_id": "L2", "product_id": "P1", "user_id": "U1", "rating": 4, "created_at": "2026-01-01"}
+    deliver(good_delivery, "h_huge.jsonl", json.dumps({**fields, "text": huge}) + "\n")
+    assert_accounted(good_delivery, run_raw_and_clean())
+    quarantine = quarantine_of(good_delivery)
+    assert quarantine["reject_reason"].to_dict() == {"L1": "text_too_long", "L2": "text_too_long"}
+    detail = f"text has {len(huge)} characters after cleaning, maximum 5000"
+    assert quarantine["reject_detail"].tolist() == [detail, detail]
+
+
+def test_control_characters_in_a_review_id_are_quarantined(good_delivery: PlatformSettings) -> None:
+    """A NUL in a review_id used to pass cleaning into the vector table."""
+    deliver(
+        good_delivery, "i_ids.csv", HEADER + "\nN\x001,P1,U1,4,A review whose id hides a NUL,2026-01-01\n"
+    )
+    deliver(
+        good_delivery,
+        "i_ids.jsonl",
+        '{"review_id": "N\\u00072", "product_id": "P1", "user_id": "U2", '
+        '"rating": 4, "text": "A review whose id rings a bell", "created_at": "2026-01-01"}\n',
+    )
+    result = run_raw_and_clean()
+    assert_accounted(good_delivery, result)
+    quarantine = quarantine_of(good_delivery)
+    assert quarantine["reject_reason"].to_dict() == {
+        "N\x001": "invalid_review_id",
+        "N\x072": "invalid_review_id",
+    }
+    assert quarantine.loc["N\x001", "reject_detail"] == (
+        "review_id 'N\\x001' contains whitespace, a control or a format character"
+    )
+
+
+def test_a_struct_where_text_belongs_is_a_type_error(good_delivery: PlatformSettings) -> None:
+    """`{"text": {"a": 1}}` used to be stringified ("{'a': 1}") and embedded."""
+    deliver(
+        good_delivery,
+        "j_struct.jsonl",
+        '{"review_id": "J1", "product_id": "P1", "user_id": "U1", '
+        '"rating": 4, "text": {"a": 1}, "created_at": "2026-01-01"}\n',
+    )
+    assert_accounted(good_delivery, run_raw_and_clean())
+    quarantined = quarantine_of(good_delivery).loc["J1"]
+    assert quarantined["reject_reason"] == "invalid_type"
+    assert quarantined["reject_detail"] == "text: {'a': 1} is not a string (j_struct.jsonl line 1)"
+
+
+def test_a_very_wide_delivery_is_capped_and_kept_out_of_the_vector_table(
+    good_delivery: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 10,000-column file widened the LanceDB table for good and every layer's metadata 55 times."""
+    wide = [f"extra_{i}" for i in range(10_000)]
+    row = "W1,P1,U1,5,A review that came with ten thousand columns,2026-01-01"
+    deliver(good_delivery, "k_wide.csv", ",".join([HEADER, *wide]) + "\n" + ",".join([row, *wide]) + "\n")
+    result = run_raw_and_clean(EMBEDDED, embedder=HashEmbedder(ray=RayResource()))
+    assert_accounted(good_delivery, result)
+    cap = get_settings().landing_max_extra_columns
+    assert cap == 50  # the default
+    metadata = raw_metadata(result)
+    assert metadata["max_extra_columns"] == cap and metadata["extra_columns"] == wide[:cap]
+    assert metadata["dropped_extra_columns"] == 10_000 - cap
+    assert metadata["dropped_extra_columns_sample"] == wide[cap : cap + 20]
+    # The contract's six columns, the kept extras, and the lineage columns (cleaned drops _ingest_error).
+    assert len(lake(good_delivery, "raw", "reviews").columns) == 6 + cap + 3
+    assert len(lake(good_delivery, "cleaned", "reviews").columns) == 6 + cap + 2
+    table = connect_lancedb(good_delivery.lancedb_uri).open_table(LANCEDB_TABLE)
+    assert table.schema.names == EMBEDDED_REVIEWS.column_names
+    assert table.count_rows() == len(GOOD_ROWS) + 1
+
+    monkeypatch.setenv("PLATFORM_LANDING_MAX_EXTRA_COLUMNS", "3")
+    assert raw_metadata(run_raw_and_clean())["extra_columns"] == wide[:3]

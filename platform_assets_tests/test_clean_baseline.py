@@ -109,3 +109,23 @@ def test_run_clean_stage_reports_both_throughputs_and_fails_on_disagreement(tmp_
     monkeypatch.setattr("benchmarks.clean_baseline.pandas_clean", wrong)
     with pytest.raises(AssertionError, match="disagree"):
         run_clean_stage(raw)
+
+
+def test_baseline_matches_clean_reviews_on_bad_review_ids() -> None:
+    ids = [
+        "R\x001",
+        "R\x1f2",
+        "R\t3",
+        "R 4",
+        "R\u200b5",
+        "R6\n",
+        "R\x7f7",
+        "R\x858",
+        "R\u30009",
+        " \t ",
+        "Ünï",
+    ]
+    ids += ["x" * 150 + "\x00"]  # quoted only in part in the detail
+    raw = raw_frame([{"review_id": i, "user_id": f"U{n}"} for n, i in enumerate(ids)])
+    assert set(clean_reviews(raw).quarantine["reject_reason"]) == {"invalid_review_id", "missing_review_id"}
+    assert_same_outputs(raw)

@@ -147,3 +147,19 @@ def test_sample_data_row_accounting_and_unique_ids(tmp_path, rows: int) -> None:
 def test_sample_generator_is_deterministic() -> None:
     pd.testing.assert_frame_equal(generate_reviews(300, seed=7), generate_reviews(300, seed=7))
     assert not generate_reviews(300, seed=7).equals(generate_reviews(300, seed=8))
+
+
+def test_a_review_id_with_control_format_or_whitespace_characters_is_quarantined() -> None:
+    """A NUL in a review_id used to pass cleaning into LanceDB as a different, invisible key."""
+    bad_ids = ["R\x001", "R\x1f2", "R\t3", "R 4", "R\u200b5", "R6\n", "R\x7f7"]
+    raw = raw_frame([{"review_id": "Ünï-cödé_8"}, *({"review_id": i, "user_id": i} for i in bad_ids)])
+    result = clean_reviews(raw)
+    assert result.cleaned["review_id"].tolist() == ["Ünï-cödé_8"]
+    assert reasons_by_id(result.quarantine) == dict.fromkeys(bad_ids, "invalid_review_id")
+    assert result.quarantine["reject_detail"][0] == (
+        "review_id 'R\\x001' contains whitespace, a control or a format character"
+    )
+    assert result.quarantine["review_id"][0] == "R\x001"  # the original value, kept
+    # A review_id that is only whitespace is still a missing one.
+    blank = clean_reviews(raw_frame([{"review_id": " \t "}])).quarantine
+    assert blank["reject_reason"].tolist() == ["missing_review_id"]

@@ -228,3 +228,150 @@ def test_large_plain_csv_keeps_types_errors_and_lines(tmp_path: Path) -> None:
     assert bad["review_id"] == "R997" and pd.isna(bad["rating"])
     assert bad["_ingest_error"] == "rating: 'five' is not an integer (big.csv line 999)"
     assert frame["rating"].dtype == "Int64" and str(frame["created_at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_files_that_cannot_be_read_safely_are_listed_with_the_reason(tmp_path: Path) -> None:
+    """A name that is not UTF-8 used to fail every run downstream (UnicodeEncodeError naming no file); a link
+    to a file elsewhere on the host was read; a linked directory vanished without a word."""
+    import os
+
+    from platform_assets.lib.landing import landing_fingerprint, list_landing_files
+
+    landing, elsewhere = tmp_path / "landing", tmp_path / "elsewhere"
+    row = "P1,U1,4,A perfectly fine review text,2026-01-01\n"
+    write(landing / "good.csv", f"{HEADER}\nR1,{row}")
+    write(landing / "sub" / "inner.csv", f"{HEADER}\nR2,{row}")
+    (landing / "caf\udce9.csv").write_bytes(f"{HEADER}\nR3,{row}".encode())  # the bytes caf\xe9.csv
+    write(elsewhere / "secret.csv", f"{HEADER}\nS1,{row}")
+    os.symlink(elsewhere / "secret.csv", landing / "outside.csv")
+    os.symlink(elsewhere, landing / "linked_dir")
+    os.symlink(landing / "sub" / "inner.csv", landing / "inside.csv")
+    os.symlink(tmp_path / "missing.csv", landing / "broken.csv")
+    os.mkfifo(landing / "pipe.csv")  # reading it would block the run for ever
+    write(landing / "notes.txt", "not data")
+
+    frame, report = read_landing(landing, REVIEW_SCHEMA)
+    assert sorted(frame["review_id"]) == ["R1", "R2", "R2"]  # the inside link reads its target
+    assert report.files == ["good.csv", "inside.csv", "sub/inner.csv"]
+    assert report.ignored_reasons == {
+        "broken.csv": "broken symbolic link",
+        "caf\\xe9.csv": "file name is not valid UTF-8; rename the file",
+        "linked_dir": "symbolic link to a directory; links are not followed, deliver the files themselves",
+        "notes.txt": "not a CSV, JSON Lines or Parquet file (by its suffix)",
+        "outside.csv": "symbolic link to a file outside the landing directory",
+        "pipe.csv": "not a regular file (a pipe, socket or device)",
+    }
+    assert report.ignored_files == list(report.ignored_reasons)
+    # Every name in the report can be stored as UTF-8 (Parquet, Dagster metadata).
+    "".join([*report.files, *report.ignored_files]).encode("utf-8")
+    readable, ignored = list_landing_files(landing)
+    assert [p.name for p in readable] == ["good.csv", "inside.csv", "inner.csv"] and len(ignored) == 6
+    assert landing_fingerprint(landing)
+
+
+def test_a_landing_directory_reached_through_a_link_reads_its_files(tmp_path: Path) -> None:
+    import os
+
+    write(tmp_path / "real" / "a.csv", f"{HEADER}\nR1,P1,U1,4,A perfectly fine review text,2026-01-01\n")
+    os.symlink(tmp_path / "real", tmp_path / "landing")
+    os.symlink(tmp_path / "real" / "a.csv", tmp_path / "real" / "b.csv")
+    frame, report = read_landing(tmp_path / "landing", REVIEW_SCHEMA)
+    assert report.files == ["a.csv", "b.csv"] and report.ignored_files == []
+
+
+def test_a_csv_field_over_the_former_parser_limit_reads_as_in_json_lines(tmp_path: Path) -> None:
+    """Python's csv module refused fields over the limit set here (64 MiB), failing the whole delivery with an
+    unbalanced-quote hint; JSON Lines read the same text. Both now read it, and cleaning judges its length."""
+    import json
+
+    from platform_assets.defs.reviews.cleaning import clean_reviews
+
+    huge = "word " * (64 * 1024 * 1024 // 5) + "end of a very long review"
+    row = {"product_id": "P1", "user_id": "U1", "rating": 4, "text": huge, "created_at": "2026-01-01"}
+    write(
+        tmp_path / "a.csv",
+        f'{HEADER}\nC1,P1,U1,4,"{huge}",2026-01-01\nC2,P1,U1,4,a fine text here,2026-01-01\n',
+    )
+    write(tmp_path / "b.jsonl", json.dumps({"review_id": "J1", **row}) + "\n")
+    frame, report = read_landing(tmp_path, REVIEW_SCHEMA)
+    assert report.rows_per_file == {"a.csv": 2, "b.jsonl": 1}
+    assert frame["text"][0] == frame["text"][2] == huge
+    quarantine = clean_reviews(frame).quarantine.set_index("review_id")
+    assert quarantine["reject_reason"].to_dict() == {"C1": "text_too_long", "J1": "text_too_long"}
+    assert quarantine.loc["C1", "reject_detail"] == quarantine.loc["J1", "reject_detail"]
+    assert quarantine.loc["C1", "reject_detail"].startswith(f"text has {len(huge)} characters after cleaning")
+
+
+def test_nested_values_in_a_string_column_are_type_errors(tmp_path: Path) -> None:
+    """A JSON object or array (or a Parquet struct) in `text` used to become its str() and be embedded."""
+    import json
+
+    base = {"product_id": "P1", "user_id": "U1", "rating": 4, "created_at": "2026-01-01"}
+    rows = [
+        {"review_id": "R1", **base, "text": {"a": 1}},
+        {"review_id": "R2", **base, "text": ["a", "list"]},
+        {"review_id": 3, **base, "text": "A plain text with a numeric id"},
+    ]
+    write(tmp_path / "a.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    pd.DataFrame([{"review_id": "R4", **base, "text": {"b": 2}}]).to_parquet(tmp_path / "b.parquet")
+    frame, report = read_landing(tmp_path, REVIEW_SCHEMA)
+    assert frame["_ingest_error"].tolist()[:2] == [
+        "text: {'a': 1} is not a string (a.jsonl line 1)",
+        "text: ['a', 'list'] is not a string (a.jsonl line 2)",
+    ]
+    assert frame["_ingest_error"][3] == "text: {'b': 2} is not a string (b.parquet line 1)"
+    assert frame["text"].isna().tolist() == [True, True, False, True]
+    # A number where a string is expected is still its text, as before.
+    assert frame["review_id"][2] == "3" and pd.isna(frame["_ingest_error"][2])
+    assert report.rows_with_type_errors == 3
+
+
+def test_extra_columns_beyond_the_cap_are_dropped_and_listed(tmp_path: Path) -> None:
+    row = "P1,U1,4,A perfectly fine review text,2026-01-01"
+    write(tmp_path / "a.csv", f"{HEADER},x1,x2\nR1,{row},a,b\n")
+    write(tmp_path / "b.csv", f"{HEADER},x3,x1\nR2,{row},c,d\n")
+    write(tmp_path / "c.csv", f"{HEADER},h1\n")  # no rows: its columns count for nothing
+    wide = [f"w{i}" for i in range(10_000)]
+    write(tmp_path / "d.csv", ",".join([HEADER, *wide]) + f"\nR3,{row}," + ",".join(wide) + "\n")
+
+    frame, report = read_landing(tmp_path, REVIEW_SCHEMA, max_extra_columns=3)
+    assert report.max_extra_columns == 3
+    assert report.extra_columns == ["x1", "x2", "x3"]
+    assert report.dropped_columns == wide
+    assert list(frame.columns) == [
+        *REVIEW_SCHEMA,
+        "x1",
+        "x2",
+        "x3",
+        "_source_file",
+        "_source_line",
+        "_ingest_error",
+    ]
+    assert frame["x1"].tolist()[:2] == ["a", "d"] and pd.isna(frame["x1"][2]) and frame["x3"][1] == "c"
+
+    _, none_kept = read_landing(tmp_path, REVIEW_SCHEMA, max_extra_columns=0)
+    assert none_kept.extra_columns == [] and none_kept.dropped_columns == ["x1", "x2", "x3", *wide]
+    (tmp_path / "d.csv").unlink()
+    uncapped, report = read_landing(tmp_path, REVIEW_SCHEMA)  # no cap: every extra column
+    assert report.extra_columns == ["x1", "x2", "x3"] and report.dropped_columns == []
+    assert report.max_extra_columns is None and uncapped["x2"][0] == "b"
+
+
+def test_a_directory_that_cannot_be_listed_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    write(tmp_path / "a.csv", f"{HEADER}\nR1,P1,U1,4,A perfectly fine review text,2026-01-01\n")
+    write(tmp_path / "locked" / "b.csv", "never read")
+    scandir = os.scandir
+
+    def refuse_locked(path: object) -> object:  # root bypasses permissions: refuse as a non-root user would
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_locked)
+    frame, report = read_landing(tmp_path, REVIEW_SCHEMA)
+    assert report.files == ["a.csv"] and len(frame) == 1
+    assert report.ignored_reasons == {"locked": "directory that cannot be listed (permissions)"}

@@ -4,7 +4,9 @@ Every CSV, JSON Lines and Parquet file under the directory is read; types are en
 A file that cannot be parsed at all raises `LandingFileError` naming the file and line. A value that does not
 fit its column's type does not fail the run: the row is kept, the value becomes null, and `_ingest_error`
 records the column, the original value and the file/line, so the cleaning layer can quarantine it with that
-reason. Nothing is dropped silently.
+reason. Nothing is dropped silently: a file that is not read (a name that is not UTF-8, a symbolic link that
+leaves the landing directory, a format we do not read) is listed with the reason, and extra columns beyond
+the cap are listed by count and name.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Callable, Mapping
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -29,8 +34,10 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 LINEAGE_COLUMNS = ["_source_file", "_source_line", "_ingest_error"]
 
-# Large review bodies are legitimate; the cleaning layer decides what is too long.
-csv.field_size_limit(64 * 1024 * 1024)
+# Large review bodies are legitimate; the cleaning layer decides what is too long (as it does for JSON Lines,
+# which has no limit). The whole file is in memory before it is parsed, so a limit on one field saves nothing;
+# the default (128 KiB), or any finite one, fails the whole delivery for one long text.
+csv.field_size_limit(sys.maxsize)
 
 
 class LandingFileError(ValueError):
@@ -45,12 +52,94 @@ class LandingReport:
     rows_per_file: dict[str, int] = field(default_factory=dict)
     empty_files: list[str] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
+    # Why each ignored file was not read, by its name (non-UTF-8 bytes escaped as \xNN).
+    ignored_reasons: dict[str, str] = field(default_factory=dict)
     rows_with_type_errors: int = 0
+    # Extra columns (not in the schema) kept, in order of appearance, and those dropped beyond the cap.
+    extra_columns: list[str] = field(default_factory=list)
+    dropped_columns: list[str] = field(default_factory=list)
+    max_extra_columns: int | None = None
 
 
 def _is_hidden_or_partial(path: Path) -> bool:
     # rsync and other transfer tools write partial files under dotted or suffixed names.
     return any(part.startswith(".") for part in path.parts) or path.suffix in (".tmp", ".partial", ".part")
+
+
+def display_name(relative: Path | str) -> str:
+    """A landing file's name as text that can always be stored: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(str(relative)).decode("utf-8", "backslashreplace")
+
+
+def _walk(directory: Path, unlisted: list[Path]) -> Iterator[Path]:
+    """Every entry under `directory` that is not a real directory; symbolic links are yielded, not followed.
+
+    Directories that cannot be listed (permissions) go to `unlisted`.
+    """
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except OSError:
+        unlisted.append(directory)
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(path, unlisted)
+        else:
+            yield path
+
+
+def _refusal(path: Path, relative: Path, root: Path) -> str | None:
+    """Why the entry at `path` is not read, or None when it is a landing file we read."""
+    try:
+        str(relative).encode("utf-8")
+    except UnicodeEncodeError:
+        # The name would fail every write downstream (Parquet, metadata); it cannot be stored as is.
+        return "file name is not valid UTF-8; rename the file"
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.exists():
+            return "broken symbolic link"
+        if target.is_dir():
+            return "symbolic link to a directory; links are not followed, deliver the files themselves"
+        # A link must not make the platform read a file from elsewhere on the host.
+        if not target.is_relative_to(root):
+            return "symbolic link to a file outside the landing directory"
+    if not path.is_file():
+        return "not a regular file (a pipe, socket or device)"
+    if path.suffix.lower() not in CSV_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES:
+        return "not a CSV, JSON Lines or Parquet file (by its suffix)"
+    return None
+
+
+def scan_landing(
+    landing_dir: Path, include: Callable[[str], bool] | None = None
+) -> tuple[list[Path], dict[Path, str]]:
+    """Return (readable files, {ignored file: reason}) under `landing_dir`, sorted for a deterministic row order.
+
+    Hidden and partial files, and those `include` leaves out, are neither. Symbolic links to files inside the
+    landing directory are read; every other link is ignored with the reason.
+    """
+    readable: list[Path] = []
+    ignored: dict[Path, str] = {}
+    if not landing_dir.is_dir():
+        return readable, ignored
+    root = landing_dir.resolve()
+    unlisted: list[Path] = []
+    for path in sorted(_walk(landing_dir, unlisted)):
+        relative = path.relative_to(landing_dir)
+        if _is_hidden_or_partial(relative) or (include and not include(str(relative))):
+            continue
+        reason = _refusal(path, relative, root)
+        if reason is None:
+            readable.append(path)
+        else:
+            ignored[path] = reason
+    for directory in unlisted:
+        if not _is_hidden_or_partial(directory.relative_to(landing_dir)):
+            ignored[directory] = "directory that cannot be listed (permissions)"
+    return readable, ignored
 
 
 def list_landing_files(
@@ -59,20 +148,10 @@ def list_landing_files(
     """Return (readable files, ignored files) under `landing_dir`, sorted for a deterministic row order.
 
     `include` filters on the path relative to `landing_dir` (e.g. the files of one day's partition).
+    `scan_landing` gives the reason each file is ignored.
     """
-    readable: list[Path] = []
-    ignored: list[Path] = []
-    if not landing_dir.exists():
-        return readable, ignored
-    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file()):
-        relative = path.relative_to(landing_dir)
-        if _is_hidden_or_partial(relative) or (include and not include(str(relative))):
-            continue
-        if path.suffix.lower() in CSV_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES:
-            readable.append(path)
-        else:
-            ignored.append(path)
-    return readable, ignored
+    readable, ignored = scan_landing(landing_dir, include)
+    return readable, list(ignored)
 
 
 def landing_fingerprint(landing_dir: Path, include: Callable[[str], bool] | None = None) -> str:
@@ -178,7 +257,7 @@ def coerce_column(values: pd.Series, column: str, kind: ColumnType) -> tuple[pd.
     """Cast one column; return (typed values, error message per row or None)."""
     present = values.notna()
     if kind == "string":
-        return _as_strings(values), pd.Series(None, index=values.index, dtype=object)
+        return _type_strings(values, column)
     if kind in ("int", "float"):
         numeric = pd.to_numeric(values.map(_strip_if_str, na_action="ignore"), errors="coerce")
         bad = present & numeric.isna()
@@ -198,6 +277,28 @@ def coerce_column(values: pd.Series, column: str, kind: ColumnType) -> tuple[pd.
     errors = pd.Series(None, index=values.index, dtype=object)
     errors[bad] = [f"{column}: {value!r} is not {expected}" for value in values[bad]]
     return typed, errors
+
+
+# Values that have no string form worth keeping: a JSON object or array, a Parquet struct, list or binary.
+_NOT_TEXT = (Mapping, list, tuple, set, np.ndarray, bytes, bytearray)
+
+
+def _type_strings(values: pd.Series, column: str) -> tuple[pd.Series, pd.Series]:
+    """A string column: scalars (a number in a JSON file) become their str(); nested or binary values are
+    type errors, so `{"text": {"a": 1}}` is quarantined, never stringified and embedded."""
+    errors = pd.Series(None, index=values.index, dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype("string"), errors
+    nested = values.map(lambda v: isinstance(v, _NOT_TEXT)).astype(bool)
+    if nested.any():
+        errors[nested] = [f"{column}: {_short_repr(value)} is not a string" for value in values[nested]]
+        values = values.where(~nested, None)
+    return _as_strings(values), errors
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _strip_if_str(value: object) -> object:
@@ -409,16 +510,41 @@ def _read_plain_csv_with_arrow(data: bytes) -> pa.Table | None:
 
 
 def read_landing(
-    landing_dir: Path, schema: Mapping[str, ColumnType], include: Callable[[str], bool] | None = None
+    landing_dir: Path,
+    schema: Mapping[str, ColumnType],
+    include: Callable[[str], bool] | None = None,
+    max_extra_columns: int | None = None,
 ) -> tuple[pd.DataFrame, LandingReport]:
     """Read every landing file under `landing_dir` into one DataFrame typed by `schema`.
 
-    Columns in `schema` are required in every non-empty file; extra columns are kept as strings. Three lineage
-    columns are added: `_source_file` (path relative to the landing dir), `_source_line` and `_ingest_error`.
+    Columns in `schema` are required in every non-empty file; extra columns are kept as strings, the first
+    `max_extra_columns` of them (in file order, then column order; None: all), and the report lists those
+    dropped. Three lineage columns are added: `_source_file` (path relative to the landing dir),
+    `_source_line` and `_ingest_error`. Files that are not read are listed in the report with the reason.
     """
-    report = LandingReport()
-    files, ignored = list_landing_files(landing_dir, include)
-    report.ignored_files = [str(p.relative_to(landing_dir)) for p in ignored]
+    report = LandingReport(max_extra_columns=max_extra_columns)
+    files, ignored = scan_landing(landing_dir, include)
+    report.ignored_reasons = {
+        display_name(p.relative_to(landing_dir)): reason for p, reason in ignored.items()
+    }
+    report.ignored_files = list(report.ignored_reasons)
+    extra_columns = report.extra_columns
+    kept: set[str] = set()
+    dropped: dict[str, None] = {}  # an ordered set
+
+    def columns_to_keep(names: list[str], rows: int) -> list[str]:
+        """One file's columns without the extra ones beyond the cap (a file without rows adds none)."""
+        keep = []
+        for name in names:
+            if name not in schema and name not in LINEAGE_COLUMNS and name not in kept:
+                if not rows or (max_extra_columns is not None and len(kept) >= max_extra_columns):
+                    if rows:
+                        dropped[name] = None
+                    continue
+                kept.add(name)
+                extra_columns.append(name)
+            keep.append(name)
+        return keep
 
     def read_typed(path: Path) -> pd.DataFrame | None:
         if path.stat().st_size == 0:
@@ -429,16 +555,20 @@ def read_landing(
             return _empty_frame(schema, [])
         missing = [name for name in schema if name not in names]
         if missing:
-            raise LandingFileError(
-                f"{path}: missing required column(s) {missing}; found {[c for c in names if c != '_source_line']}"
-            )
+            found = [c for c in names if c != "_source_line"]
+            more = f" and {len(found) - 20} more" if len(found) > 20 else ""
+            raise LandingFileError(f"{path}: missing required column(s) {missing}; found {found[:20]}{more}")
+        # Dropped before typing: a file of thousands of columns costs no more than one within the cap.
+        keep = columns_to_keep(names, len(rows))
         relative = str(path.relative_to(landing_dir))
         if isinstance(rows, pa.Table):
-            return _type_table(rows, schema, relative)
+            return _type_table(rows.select(keep), schema, relative)
+        rows = rows[keep]
         rows["_source_file"] = relative
         return _type_frame(rows, schema, relative)
 
     typed = [read_typed(path) for path in files]
+    report.dropped_columns = list(dropped)
     frames: list[pd.DataFrame] = []
     for path, frame in zip(files, typed, strict=True):
         relative = str(path.relative_to(landing_dir))
@@ -449,13 +579,6 @@ def read_landing(
         elif len(frame):
             frames.append(frame)
 
-    extra_columns: list[str] = []
-    for frame in frames:
-        extra_columns += [
-            c
-            for c in frame.columns
-            if c not in schema and c not in LINEAGE_COLUMNS and c not in extra_columns
-        ]
     columns = [*schema, *extra_columns, *LINEAGE_COLUMNS]
     if not frames:
         return _empty_frame(schema, extra_columns), report
@@ -505,3 +628,28 @@ def _empty_frame(schema: Mapping[str, ColumnType], extra_columns: list[str]) -> 
     frame["_source_line"] = pd.Series(dtype="int64")
     frame["_ingest_error"] = pd.Series(dtype="string")
     return frame
+
+
+def report_metadata(
+    context: dg.AssetExecutionContext, report: LandingReport, max_extra_columns: int | None
+) -> dict[str, Any]:
+    """What a raw asset records about its landing read (files, ignored files with their reasons, extra and
+    dropped columns), logging a warning for whatever was not read; a sample of dropped names, cut short, so the
+    metadata stays small however wide the delivery was."""
+    if report.ignored_reasons:
+        context.log.warning(f"landing files not read: {report.ignored_reasons}")
+    dropped = report.dropped_columns
+    if dropped:
+        context.log.warning(
+            f"{len(dropped)} extra columns dropped beyond the cap of {max_extra_columns} "
+            f"(PLATFORM_LANDING_MAX_EXTRA_COLUMNS), e.g. {dropped[:5]}"
+        )
+    return {
+        "files": dg.MetadataValue.json(report.rows_per_file),
+        "empty_files": dg.MetadataValue.json(report.empty_files),
+        "ignored_files": dg.MetadataValue.json(report.ignored_reasons),
+        "extra_columns": dg.MetadataValue.json(report.extra_columns),
+        "max_extra_columns": max_extra_columns,
+        "dropped_extra_columns": len(dropped),
+        "dropped_extra_columns_sample": dg.MetadataValue.json([name[:100] for name in dropped[:20]]),
+    }

@@ -28,7 +28,7 @@ from platform_assets.lib.embedding import (
     TextEmbedder,
     content_hash,
 )
-from platform_assets.lib.landing import LandingFileError, read_landing
+from platform_assets.lib.landing import LandingFileError, read_landing, report_metadata
 from platform_assets.lib.quality import cleaning_outputs, pandera_dagster_type, score_metadata
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
 from platform_assets.ops.k8s_config import embedding_op_tags
@@ -75,23 +75,25 @@ CleanedReviewsType = pandera_dagster_type(
 )
 def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
     """Read the landing zone; a file that cannot be parsed fails the run naming the file and line."""
-    landing = get_settings().landing_dir_for("reviews")
+    settings = get_settings()
+    landing = settings.landing_dir_for("reviews")
+    # A delivery with thousands of columns would otherwise widen every layer and its metadata.
+    max_extra = settings.landing_max_extra_columns
     try:
-        frame, report = read_landing(landing, REVIEW_SCHEMA)
+        frame, report = read_landing(landing, REVIEW_SCHEMA, max_extra_columns=max_extra)
     except LandingFileError as err:
         # A Failure shows the message itself at the top of the step's error in the UI, not a stack trace.
         raise dg.Failure(description=str(err), metadata={"file_error": str(err)}) from err
     if not report.files:
+        ignored = f" (ignored: {report.ignored_reasons})" if report.ignored_reasons else ""
         raise dg.Failure(
-            description=f"No review files under {landing}: deliver CSV, JSON Lines or Parquet files there "
-            "(or run `platform sample-data`)."
+            description=f"No review files under {landing}{ignored}: deliver CSV, JSON Lines or Parquet files "
+            "there (or run `platform sample-data`)."
         )
     context.add_output_metadata(
         {
             "landing_dir": dg.MetadataValue.path(str(landing)),
-            "files": dg.MetadataValue.json(report.rows_per_file),
-            "empty_files": dg.MetadataValue.json(report.empty_files),
-            "ignored_files": dg.MetadataValue.json(report.ignored_files),
+            **report_metadata(context, report, max_extra),
             "rows_with_type_errors": report.rows_with_type_errors,
             **score_metadata(frame, [RAW_REVIEWS.suite], context),
         }
@@ -167,7 +169,10 @@ def embedded_reviews(
     """
     spec = embedder.backend_spec()  # resolves the backend (ONNX export and verification once) before Ray
     space = spec.space_id
-    frame = cleaned.copy()
+    # Only the contract's columns: delivered extras stay in the lake, so they never widen the vector table.
+    columns = [name for name in EMBEDDED_REVIEWS.column_names if name in cleaned.columns]
+    left_out = [name for name in cleaned.columns if name not in columns]
+    frame = cleaned[columns].copy()
     frame["text_hash"] = [content_hash(text, space) for text in frame["text"]]
     frame[EMBEDDING_SPACE_COLUMN] = space
     reusable, other_spaces = _stored_vectors(lancedb, frame, space)
@@ -195,6 +200,7 @@ def embedded_reviews(
             "embedding_backend_reason": spec.reason,
             "embedding_agreement_with_torch": dg.MetadataValue.json(spec.agreement or {}),
             "embedded_review_ids_sample": dg.MetadataValue.json(sorted(fresh)[:20]),
+            "columns_not_embedded": dg.MetadataValue.json(left_out),
         }
     )
     return frame

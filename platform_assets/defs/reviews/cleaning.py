@@ -59,6 +59,11 @@ ENTITY_PATTERN = r"&#?[A-Za-z0-9]{1,10};"
 WHITESPACE_PATTERN = r"\s{2,}|[^\S ]"
 # Same for the non-alphanumeric runs of `_text_norm`.
 NON_ALNUM_PATTERN = r"[^\p{L}\p{N}]{2,}|[^\p{L}\p{N} ]"
+# A review_id is a key (LanceDB's merge key, a search filter): whitespace, control characters (a NUL) and
+# format characters (a zero-width space) in one make it a different, invisible key.
+INVALID_ID_PATTERN = r"[\s\p{Cc}\p{Cf}]"
+# The longest part of a bad review_id quoted in reject_detail.
+ID_PREVIEW_CHARS = 100
 # A text that matches nothing here comes out of `_clean_text_expr` unchanged (no tag, entity or noise
 # character, no whitespace to collapse or strip), so only texts that match are run through it.
 NEEDS_CLEANING_PATTERN = "|".join(("[<&]", NOISE_PATTERN, WHITESPACE_PATTERN, r"^\s|\s$"))
@@ -121,6 +126,7 @@ def _row_reason_expr() -> daft.Expression:
     return (
         when(col("_ingest_error").not_null(), lit("invalid_type"))
         .when(col("review_id").is_null() | (col("review_id").strip() == ""), lit("missing_review_id"))
+        .when(col("review_id").regexp(INVALID_ID_PATTERN), lit("invalid_review_id"))
         .when(col("product_id").is_null() | (col("product_id").strip() == ""), lit("missing_product_id"))
         .when(col("user_id").is_null() | (col("user_id").strip() == ""), lit("missing_user_id"))
         .when(col("created_at").is_null(), lit("missing_created_at"))
@@ -296,6 +302,11 @@ def _details(
             )
         elif reason == "duplicate_content":
             detail = f"same user, product and text as review {first_ids[index]}"
+        elif reason == "invalid_review_id":
+            detail = (
+                f"review_id {review_ids[index][:ID_PREVIEW_CHARS]!r} contains whitespace, a control or "
+                "a format character"
+            )
         elif reason == "empty_text":
             detail = "text is null, empty or only whitespace"
         else:

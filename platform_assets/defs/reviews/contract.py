@@ -21,6 +21,7 @@ RATING_RANGE = (1, 5)
 REJECT_REASONS = (
     "invalid_type",
     "missing_review_id",
+    "invalid_review_id",
     "missing_product_id",
     "missing_user_id",
     "missing_created_at",

@@ -11,7 +11,7 @@ from platform_assets.defs.user_events.etl import RAW_COLUMNS, WINDOW_DAYS, clean
 from platform_assets.defs.user_events.partitions import daily
 from platform_assets.defs.user_events.sample_data import SAMPLE_START
 from platform_assets.lib.config import get_settings
-from platform_assets.lib.landing import LandingFileError, read_landing
+from platform_assets.lib.landing import LandingFileError, read_landing, report_metadata
 from platform_assets.lib.quality import cleaning_outputs
 from platform_assets.lib.spark import SparkResource
 
@@ -41,16 +41,23 @@ def partition_day(context: dg.AssetExecutionContext) -> date:
 def raw_user_events(context: dg.AssetExecutionContext) -> pd.DataFrame:
     """Read one day's delivery; an unparseable file fails the run naming the file and line."""
     day = context.partition_key
-    landing = get_settings().landing_dir_for("user_events")
+    settings = get_settings()
+    landing = settings.landing_dir_for("user_events")
+    max_extra = settings.landing_max_extra_columns
     try:
-        frame, report = read_landing(landing, {c: "string" for c in RAW_COLUMNS}, include=lambda p: day in p)
+        frame, report = read_landing(
+            landing,
+            {c: "string" for c in RAW_COLUMNS},
+            include=lambda p: day in p,
+            max_extra_columns=max_extra,
+        )
     except LandingFileError as err:
         raise dg.Failure(description=str(err)) from err
     if not report.files:
         raise dg.Failure(
             description=f"No user-event files for {day} under {landing} (expected a name containing {day})."
         )
-    context.add_output_metadata({"files": dg.MetadataValue.json(report.rows_per_file)})
+    context.add_output_metadata(report_metadata(context, report, max_extra))
     return frame
 
 
