@@ -6,7 +6,6 @@ import atexit
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from platform_assets.lib.config import PlatformSettings, get_settings
+from platform_assets.lib.processes import free_port  # noqa: F401 - the tests import it from here
 from platform_assets.lib.runtime_env import apply_runtime_defaults
 
 # The test session is a process start: set the environment before anything heavy loads.
@@ -104,13 +104,6 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     bucket = f"lake-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     return bucket
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def in_ci() -> bool:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from platform_assets.lib.processes import stop_session
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
 from platform_assets_tests.fixtures.dagster_dev import isolated_environment
-from platform_assets_tests.fixtures.processes import stop_session
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

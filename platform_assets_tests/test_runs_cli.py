@@ -21,6 +21,7 @@ import pytest
 import tenacity
 from click.testing import CliRunner, Result
 
+from platform_assets.lib.processes import stop_session
 from platform_assets.ops.graphql import documents
 from platform_assets.ops.graphql.transport import GraphQLTransport
 from platform_assets.ops.graphql_client import DagsterWebserver, PlatformGraphQLError, RunNotFound
@@ -28,7 +29,6 @@ from platform_assets.ops.runs_cli import URL_ENV, instance_cli, runs_cli
 from platform_assets.ops.selection import AssetNodeInfo, SelectionError, resolve_selection
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
 from platform_assets_tests.fixtures.dagster_dev import DagsterDev, dagster_dev, isolated_environment
-from platform_assets_tests.fixtures.processes import stop_session
 from platform_assets_tests.fixtures.runs_location import FAILURE_MESSAGE
 
 LOCATION = "platform_assets_tests.fixtures.runs_location"
