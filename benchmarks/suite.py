@@ -186,28 +186,28 @@ def stage_clean(raw: pd.DataFrame) -> dict[str, Any]:
 
 def stage_overhead(data_dir: Path) -> dict[str, Any]:
     """raw/reviews + cleaned/reviews materialized by Dagster vs the same asset functions called directly,
-    writing and reading the same parquet files. The difference is Dagster's: run and event storage, type
-    checks (pandera), output metadata."""
+    writing and reading the same Iceberg tables (lib.lake.write_table / read_arrow, a catalog of their own). The
+    difference is Dagster's: run and event storage, type checks (pandera), output metadata."""
     import dagster as dg
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from platform_assets.defs.reviews.assets import cleaned_reviews, raw_reviews
-    from platform_assets.lib.lake import LakeIOManager
+    from platform_assets.lib.lake import (
+        LakeIOManager,
+        load_table,
+        open_catalog,
+        read_arrow,
+        to_pandas,
+        write_table,
+    )
 
     def direct() -> int:
-        out = data_dir / "direct"
-        out.mkdir(exist_ok=True)
-        frame = raw_reviews(dg.build_asset_context())
-        pq.write_table(
-            pa.Table.from_pandas(frame, preserve_index=False), out / "raw.parquet", compression="zstd"
-        )
-        raw = pq.read_table(out / "raw.parquet").to_pandas()
+        out = Path(tempfile.mkdtemp(dir=data_dir))
+        catalog = open_catalog(f"sqlite:///{out / 'catalog.db'}", str(out / "lake"))
+        write_table(catalog, "raw/reviews", raw_reviews(dg.build_asset_context()))
+        raw = to_pandas(load_table(catalog, "raw/reviews"), read_arrow(catalog, "raw/reviews"))
         rows = 0
         for output in cleaned_reviews(dg.build_asset_context(), raw):
-            table = pa.Table.from_pandas(output.value, preserve_index=False)
-            pq.write_table(table, out / f"{output.output_name}.parquet", compression="zstd")
-            rows += table.num_rows
+            rows += write_table(catalog, [output.output_name, "reviews"], output.value).rows
         return rows
 
     def through_dagster() -> int:

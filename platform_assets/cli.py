@@ -186,6 +186,165 @@ def features_push(source: Any, offline: bool) -> None:
     click.echo(f"pushed {pushed} record(s) to user_realtime_activity")
 
 
+# `platform lake …` for the Iceberg tables: added to the lake group (whose sync commands live in
+# platform_assets/lake_sync/cli.py). Exit codes: 0 success, 1 the operation failed, 2 unknown table, snapshot
+# or tag (or bad usage).
+
+
+def _lake_lookup(call: Any) -> Any:
+    """Run `call`; an unknown table, snapshot or tag (or a name that is not <layer>/<name>) exits 2."""
+    try:
+        return call()
+    except (LookupError, ValueError) as err:
+        error = click.ClickException(str(err).strip("'\""))
+        error.exit_code = 2
+        raise error from err
+
+
+@click.command("tables")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per table instead of a table.")
+def lake_tables(as_json: bool) -> None:
+    """List every table in the lake catalog with its current snapshot, rows and data files."""
+    from platform_assets import lake
+
+    catalog = lake.catalog()
+    infos = [lake.describe(name, catalog=catalog) for name in lake.tables(catalog)]
+    if as_json:
+        for info in infos:
+            click.echo(json.dumps(info.as_dict(), default=str))
+        return
+    rows = [
+        [
+            i.name,
+            str(i.snapshot_id or "-"),
+            i.updated.strftime("%Y-%m-%d %H:%M:%S") if i.updated else "-",
+            str(i.total_rows),
+            str(i.data_files),
+            str(i.snapshots),
+            i.partitioned_by or "-",
+        ]
+        for i in infos
+    ]
+    _echo_table(["table", "snapshot", "updated (UTC)", "rows", "files", "snapshots", "partitioned by"], rows)
+
+
+@click.command("history")
+@click.argument("table")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per snapshot instead of a table.")
+def lake_history(table: str, as_json: bool) -> None:
+    """The snapshots of TABLE (<layer>/<name>), oldest first: id, time, operation, run id, rows, tags."""
+    from platform_assets import lake
+
+    records = _lake_lookup(lambda: lake.history(table))
+    if as_json:
+        for record in records:
+            click.echo(json.dumps(record.as_dict(), default=str))
+        return
+    rows = [
+        [
+            str(r.snapshot_id) + (" *" if r.current else ""),
+            r.time.strftime("%Y-%m-%d %H:%M:%S"),
+            r.operation
+            + (
+                f" ({r.properties['platform-maintenance']})" if "platform-maintenance" in r.properties else ""
+            ),
+            r.run_id or "-",
+            r.partition_key or "-",
+            f"+{r.rows_added}",
+            f"-{r.rows_removed}",
+            str(r.total_rows),
+            ", ".join(r.tags) or "-",
+        ]
+        for r in records
+    ]
+    _echo_table(
+        [
+            "snapshot (* current)",
+            "time (UTC)",
+            "operation",
+            "run id",
+            "partition",
+            "added",
+            "removed",
+            "rows",
+            "tags",
+        ],
+        rows,
+    )
+
+
+@click.command("read")
+@click.argument("table")
+@click.option("--snapshot", "snapshot_id", type=int, default=None, help="Read this snapshot (time travel).")
+@click.option("--tag", default=None, help="Read the snapshot this tag points at.")
+@click.option("--limit", type=click.IntRange(min=0), default=None, help="At most this many rows.")
+@click.option("--columns", default=None, help="Comma-separated columns (default: all).")
+def lake_read(
+    table: str, snapshot_id: int | None, tag: str | None, limit: int | None, columns: str | None
+) -> None:
+    """Print the rows of TABLE (<layer>/<name>) as JSON lines, at the current snapshot or a pinned one."""
+    from platform_assets import lake
+
+    if snapshot_id is not None and tag is not None:
+        raise click.UsageError("give --snapshot or --tag, not both")
+    names = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    arrow = _lake_lookup(
+        lambda: lake.read_table(table, snapshot_id=snapshot_id, tag=tag, columns=names, limit=limit)
+    )
+    for batch in arrow.to_batches(max_chunksize=10_000):
+        for row in batch.to_pylist():
+            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+
+
+@click.command("maintain")
+@click.argument("tables", nargs=-1)
+@click.option(
+    "--older-than-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Expire snapshots older than this (default: PLATFORM_SNAPSHOT_RETENTION_DAYS, 7); tagged ones stay.",
+)
+@click.option("--small-file-mib", type=click.FloatRange(min=0), default=32, show_default=True)
+@click.option(
+    "--small-files-limit",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="A partition with more small data files than this is rewritten as one file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per table instead of a summary line.")
+def lake_maintain(
+    tables: tuple[str, ...],
+    older_than_days: float | None,
+    small_file_mib: float,
+    small_files_limit: int,
+    as_json: bool,
+) -> None:
+    """Expire old snapshots and compact small files of TABLES (<layer>/<name>; default: every lake table).
+
+    The same work as the Dagster job lake_maintenance_job. Expiry removes snapshots from the metadata only;
+    unreferenced data files stay on storage.
+    """
+    from platform_assets import lake
+
+    reports = _lake_lookup(
+        lambda: lake.maintain(
+            list(tables) or None,
+            older_than_days=older_than_days,
+            small_file_bytes=int(small_file_mib * 1024 * 1024),
+            small_files_limit=small_files_limit,
+        )
+    )
+    for report in reports:
+        click.echo(json.dumps(report.as_dict()) if as_json else report.summary())
+
+
+def _echo_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    for line in [header, *rows]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
 def _add_subcommands() -> None:
     # Each group imports only click and its own light modules; heavy work happens inside the commands.
     from platform_assets.lake_sync.cli import lake_cli
@@ -193,6 +352,8 @@ def _add_subcommands() -> None:
     from platform_assets.ops.runs_cli import instance_cli, runs_cli
 
     main.add_command(lake_cli, name="lake")
+    for command in (lake_tables, lake_history, lake_read, lake_maintain):
+        lake_cli.add_command(command)
     main.add_command(metadata_center_cli)
     main.add_command(datasets_cli)
     main.add_command(runs_cli)

@@ -30,6 +30,7 @@ from platform_assets.defs.reviews.assets import CLEANED, EMBEDDED, QUARANTINE, R
 from platform_assets.defs.reviews.contract import EMBEDDED_REVIEWS, LANCEDB_TABLE
 from platform_assets.lib.config import PlatformSettings, get_settings
 from platform_assets.lib.embedding import EMBEDDING_DIM, TextEmbedder
+from platform_assets.lib.lake import open_catalog, read_arrow
 from platform_assets.lib.ray_resource import RayResource
 from platform_assets.lib.resources import shared_resources
 from platform_assets.lib.vector_store import connect_lancedb
@@ -75,7 +76,7 @@ def deliver(settings: PlatformSettings, name: str, content: str | bytes) -> Path
 
 
 def lake(settings: PlatformSettings, *parts: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(settings.lake_uri, *parts[:-1], parts[-1] + ".parquet"))
+    return read_arrow(open_catalog(), list(parts)).to_pandas()
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from platform_assets.defs.reviews.assets import (
 from platform_assets.lib import embedding as emb
 from platform_assets.lib.config import PlatformSettings, get_settings
 from platform_assets.lib.embedding import TextEmbedder, export_cache
+from platform_assets.lib.lake import open_catalog, write_table
 from platform_assets.lib.ray_resource import RayResource
 from platform_assets.lib.resources import shared_resources
 from platform_assets.lib.vector_store import connect_lancedb, open_table, read_columns
@@ -330,9 +331,7 @@ def test_switching_a_table_to_int8_reembeds_every_row(
     platform_env: PlatformSettings, exported: dict, torch_vectors: np.ndarray
 ) -> None:
     frame = cleaned_frame()
-    target = Path(platform_env.lake_uri) / "cleaned" / "reviews.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(target, index=False)
+    write_table(open_catalog(), "cleaned/reviews", frame)
 
     first = embed_with("onnx")
     assert first["embedded_rows"] == ROWS and first["reembedded_for_backend_change"] == 0

@@ -1,4 +1,4 @@
-"""The lake (parquet) and LanceDB IO managers, on the local filesystem and on a real S3 API (moto server)."""
+"""The lake (Iceberg tables) and LanceDB IO managers, locally and on a real S3 API (moto server)."""
 
 from pathlib import Path
 
@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from platform_assets.lake import read_table
 from platform_assets.lib.config import PlatformSettings
-from platform_assets.lib.lake import LakeIOManager
+from platform_assets.lib.lake import LakeIOManager, open_catalog
 from platform_assets.lib.vector_store import LanceDBIOManager, connect_lancedb, read_columns
 
 FRAME = pd.DataFrame({"id": ["a", "b", "c"], "value": [1, 2, 3]})
@@ -34,76 +35,113 @@ def daily(context: dg.AssetExecutionContext) -> pd.DataFrame:
     return pd.DataFrame({"day": [context.partition_key] * 2})
 
 
-def metadata_of(result: dg.ExecuteInProcessResult, key: list[str]) -> dict:
+def metadata_of(result: dg.ExecuteInProcessResult, key: list[str], partition: str | None = None) -> dict:
     event = next(
-        e for e in result.get_asset_materialization_events() if e.materialization.asset_key.path == key
+        e
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path == key and e.materialization.partition == partition
     )
     return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def iceberg_table(name: str):  # noqa: ANN201 - a pyiceberg Table
+    return open_catalog().load_table(name)
+
+
+def data_files(name: str) -> list[str]:
+    return sorted(task.file.file_path for task in iceberg_table(name).scan().plan_files())
 
 
 def test_lake_round_trip_on_local_filesystem_with_metadata(platform_env: PlatformSettings) -> None:
     result = dg.materialize([raw_things, cleaned_things], resources={"lake_io_manager": LakeIOManager()})
     assert result.success
-    path = Path(platform_env.lake_uri) / "cleaned" / "things.parquet"
-    assert pd.read_parquet(path)["value"].tolist() == [10, 20, 30]
+    table = iceberg_table("cleaned.things")
+    assert table.scan().to_arrow()["value"].to_pylist() == [10, 20, 30]
+    assert read_table("cleaned/things").column_names == ["id", "value"]
     metadata = metadata_of(result, ["cleaned", "things"])
     assert metadata["dagster/row_count"] == 3
-    assert metadata["dagster/uri"] == str(path)
+    assert metadata["lake/table"] == "cleaned.things"
+    assert metadata["lake/table_rows"] == 3
+    assert metadata["lake/snapshot_id"] == str(table.current_snapshot().snapshot_id)
+    assert metadata["dagster/uri"] == table.location()
+    assert table.location().startswith(f"file://{platform_env.lake_uri}/")
     assert [c.name for c in metadata["dagster/column_schema"].columns] == ["id", "value"]
     assert "| id" in metadata["preview"]
+    # The snapshot records the run that wrote it.
+    assert table.current_snapshot().summary["dagster-run-id"] == result.run_id
 
 
-def test_lake_partitions_get_a_path_each(platform_env: PlatformSettings) -> None:
+def test_a_partition_rerun_replaces_exactly_that_partition(platform_env: PlatformSettings) -> None:
+    resources = {"lake_io_manager": LakeIOManager()}
     for key in days.get_partition_keys():
-        assert dg.materialize(
-            [daily], partition_key=key, resources={"lake_io_manager": LakeIOManager()}
-        ).success
-    for key in days.get_partition_keys():
-        assert (
-            pd.read_parquet(Path(platform_env.lake_uri) / "raw" / "daily" / f"{key}.parquet")["day"].tolist()
-            == [key] * 2
-        )
+        assert dg.materialize([daily], partition_key=key, resources=resources).success
+    first_files = data_files("raw.daily")
+    other = [path for path in first_files if "2026-01-02" in path]
+
+    # The same partition again: the same rows, nothing duplicated, the other partition's file untouched.
+    rerun = dg.materialize([daily], partition_key="2026-01-01", resources=resources)
+    assert rerun.success
+    rows = read_table("raw/daily")["day"].to_pylist()
+    assert sorted(rows) == ["2026-01-01"] * 2 + ["2026-01-02"] * 2
+    files = data_files("raw.daily")
+    assert len(files) == 2 and [path for path in files if "2026-01-02" in path] == other
+    assert files != first_files  # partition 2026-01-01 was rewritten, in one new file
+    metadata = metadata_of(rerun, ["raw", "daily"], "2026-01-01")
+    assert (metadata["dagster/row_count"], metadata["lake/table_rows"]) == (2, 4)
+    # One commit: the delete of the old rows and the append of the new ones carry the run id.
+    table = iceberg_table("raw.daily")
+    replaced = [s for s in table.snapshots() if s.summary.get("dagster-run-id") == rerun.run_id]
+    assert [s.summary.operation.value for s in replaced] == ["delete", "append"]
+    assert all(s.summary.get("dagster-partition-key") == "2026-01-01" for s in replaced)
 
 
-def test_failed_write_leaves_the_previous_output_intact(platform_env: PlatformSettings) -> None:
+def test_failed_write_leaves_the_previous_snapshot_current(platform_env: PlatformSettings) -> None:
+    import pyarrow as pa
+
     assert dg.materialize([raw_things], resources={"lake_io_manager": LakeIOManager()}).success
+    before = iceberg_table("raw.things").current_snapshot().snapshot_id
 
     @dg.asset(key=["raw", "things"], io_manager_key="lake_io_manager")
     def broken_things() -> pd.DataFrame:
-        # Mixed types in one column cannot be written as parquet: the write fails half-way.
+        # Mixed types in one column cannot become Arrow: the write fails before any commit.
         return pd.DataFrame({"id": ["x", 1, object()], "value": [1, 2, 3]})
 
-    result = dg.materialize(
-        [broken_things], resources={"lake_io_manager": LakeIOManager()}, raise_on_error=False
-    )
-    assert not result.success
-    lake = Path(platform_env.lake_uri) / "raw"
-    assert pd.read_parquet(lake / "things.parquet")["id"].tolist() == ["a", "b", "c"]
-    assert [p.name for p in lake.iterdir()] == ["things.parquet"]  # no staging file left behind
+    def batches():  # a stream that fails after its first batch was written to a data file
+        yield pa.record_batch({"id": ["x"], "value": [9]})
+        raise OSError("the source went away")
+
+    @dg.asset(key=["raw", "things"], io_manager_key="lake_io_manager")
+    def broken_stream() -> pa.RecordBatchReader:
+        schema = pa.schema([("id", pa.string()), ("value", pa.int64())])
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    for asset in (broken_things, broken_stream):
+        result = dg.materialize([asset], resources={"lake_io_manager": LakeIOManager()}, raise_on_error=False)
+        assert not result.success
+        assert iceberg_table("raw.things").current_snapshot().snapshot_id == before
+        assert read_table("raw/things")["id"].to_pylist() == ["a", "b", "c"]
 
 
 def test_lake_on_s3(platform_env: PlatformSettings, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
     import boto3
-    import pyarrow.parquet as pq
 
     monkeypatch.setenv("PLATFORM_LAKE_URI", f"s3://{s3_bucket}/platform")
     result = dg.materialize([raw_things, cleaned_things], resources={"lake_io_manager": LakeIOManager()})
     assert result.success
+    location = metadata_of(result, ["cleaned", "things"])["dagster/uri"]
     assert (
-        metadata_of(result, ["cleaned", "things"])["dagster/uri"]
-        == f"s3://{s3_bucket}/platform/cleaned/things.parquet"
+        location.startswith(f"s3://{s3_bucket}/platform/")
+        and location == iceberg_table("cleaned.things").location()
     )
-    body = (
-        boto3.client("s3").get_object(Bucket=s3_bucket, Key="platform/cleaned/things.parquet")["Body"].read()
-    )
-    assert pq.read_table(io.BytesIO(body)).to_pandas()["value"].tolist() == [10, 20, 30]
+    assert read_table("cleaned/things")["value"].to_pylist() == [10, 20, 30]
     assert dg.materialize(
         [daily], partition_key="2026-01-02", resources={"lake_io_manager": LakeIOManager()}
     ).success
     keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
-    assert "platform/raw/daily/2026-01-02.parquet" in keys
+    (daily_file,) = data_files("raw.daily")
+    assert daily_file.removeprefix(f"s3://{s3_bucket}/") in keys and "_partition=2026-01-02" in daily_file
+    assert any(k.startswith("platform/") and k.endswith(".metadata.json") for k in keys)
+    assert read_table("raw/daily")["day"].to_pylist() == ["2026-01-02"] * 2
 
 
 def vectors_frame(ids: list[str], seed: int = 0) -> pd.DataFrame:

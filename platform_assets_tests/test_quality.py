@@ -10,7 +10,7 @@ from platform_assets.defs.reviews.contract import CLEANED_REVIEWS, RAW_REVIEWS
 from platform_assets.lib import quality as q
 from platform_assets.lib.config import PlatformSettings
 from platform_assets.lib.contract import Column, DatasetContract
-from platform_assets.lib.lake import LakeIOManager
+from platform_assets.lib.lake import LakeIOManager, open_catalog, read_arrow
 
 FRAME = pd.DataFrame(
     {
@@ -172,7 +172,7 @@ def test_pandera_dagster_type_fails_the_step_and_keeps_the_previous_output(
         "CleanedReviews: 1 schema failure(s) in column(s) ['rating']"
         in failure.step_failure_data.error.to_string()
     )
-    stored = pd.read_parquet(f"{platform_env.lake_uri}/cleaned/reviews_like.parquet")
+    stored = read_arrow(open_catalog(), "cleaned/reviews_like").to_pandas()
     assert stored["rating"].tolist() == [4, 5]
 
 

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 from platform_assets.definitions import defs
 from platform_assets.defs.reviews.sample_data import write_sample_reviews
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.lake import open_catalog, read_arrow
 from platform_assets.lib.resources import shared_resources
 from platform_assets.lib.vector_store import LanceDBIOManager, connect_lancedb, has_vector_index, read_columns
 from platform_assets.search import SearchError, semantic_search
@@ -189,8 +189,7 @@ def test_unparseable_landing_file_fails_the_run_and_keeps_earlier_outputs(
     first_run: tuple[PlatformSettings, dg.ExecuteInProcessResult],
 ) -> None:
     settings, _ = first_run
-    cleaned_path = Path(settings.lake_uri) / "cleaned" / "reviews.parquet"
-    before = pd.read_parquet(cleaned_path)
+    before = read_arrow(open_catalog(), "cleaned/reviews").to_pandas()
     bad = settings.landing_dir_for("reviews") / "zz_broken.csv"
     bad.write_text('review_id,product_id,user_id,rating,text,created_at\nR9,P1,U1,5,"open quote,2026-01-01\n')
     try:
@@ -201,4 +200,4 @@ def test_unparseable_landing_file_fails_the_run_and_keeps_earlier_outputs(
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "zz_broken.csv: line 2: malformed CSV" in failure.step_failure_data.error.to_string()
-    pd.testing.assert_frame_equal(pd.read_parquet(cleaned_path), before)
+    pd.testing.assert_frame_equal(read_arrow(open_catalog(), "cleaned/reviews").to_pandas(), before)

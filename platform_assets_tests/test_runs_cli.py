@@ -163,8 +163,8 @@ def test_a_launched_job_is_followed_to_its_outputs(server: DagsterDev) -> None:
     assert set(materialized) == {"numbers", "doubled"}
     for key, materialization in materialized.items():
         assert materialization["row_count"] == 5
-        assert materialization["uri"] == str(server.data_dir / "lake" / f"{key}.parquet")
-        assert Path(materialization["uri"]).is_file()
+        assert materialization["uri"] == f"file://{server.data_dir / 'lake' / 'default' / key}"
+        assert Path(materialization["uri"].removeprefix("file://"), "data").is_dir()
     [check] = outputs["checks"]
     assert (check["asset_key"], check["check_name"], check["passed"]) == (
         "doubled",
@@ -216,7 +216,7 @@ def test_a_partition_is_launched_and_reported(server: DagsterDev) -> None:
     [materialization] = outputs["materializations"]
     assert materialization["asset_key"] == "letters" and materialization["partition"] == "b"
     assert materialization["row_count"] == 3
-    assert materialization["uri"] == str(server.data_dir / "lake" / "letters" / "b.parquet")
+    assert materialization["uri"] == f"file://{server.data_dir / 'lake' / 'default' / 'letters'}"
 
     # The same partitioned asset through a selection instead of a job.
     by_selection = launch(server, "--select", "letters", "--partition", "c")

@@ -63,7 +63,8 @@ def _echo_json(data: Any) -> None:
 )
 @click.pass_context
 def lake_cli(ctx: click.Context, config_path: Path | None) -> None:
-    """Lake sync: pull raw data from collection nodes with rsync over SSH, resumably, with retention."""
+    """The lake: its Iceberg tables (tables, history, read, maintain; docs/lake.md) and lake sync, which pulls raw
+    data from collection nodes with rsync over SSH, resumably, with retention (sync, stats, cleanup, …)."""
     # ctx.meta is shared by every context of the invocation, whatever the parent `platform` group keeps in obj.
     ctx.meta[_CONFIG_KEY] = config_path
 

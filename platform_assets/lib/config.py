@@ -100,6 +100,17 @@ class S3Settings:
             options["client_kwargs"] = client_kwargs
         return options
 
+    def iceberg_properties(self) -> dict[str, str]:
+        """pyiceberg FileIO properties (s3.*) for a lake on S3 or MinIO."""
+        options: dict[str, str] = {"s3.region": self.region or "us-east-1"}
+        if self.access_key_id:
+            options["s3.access-key-id"] = self.access_key_id
+        if self.secret_access_key:
+            options["s3.secret-access-key"] = self.secret_access_key
+        if self.endpoint_url:
+            options["s3.endpoint"] = self.endpoint_url
+        return options
+
     def lancedb_options(self) -> dict[str, str]:
         """storage_options for lancedb.connect on s3://."""
         options: dict[str, str] = {}
@@ -269,6 +280,20 @@ class PlatformSettings:
     def dagster_webserver_url(self) -> str:
         """DAGSTER_WEBSERVER_URL: the Dagster webserver `platform runs` talks to (default http://127.0.0.1:3000)."""
         return (_env("DAGSTER_WEBSERVER_URL") or DAGSTER_WEBSERVER_DEFAULT_URL).rstrip("/")
+
+    @property
+    def catalog_uri(self) -> str:
+        """PLATFORM_CATALOG_URI: the Iceberg catalog of the lake (catalog name `platform`).
+
+        sqlite:///… (default: $PLATFORM_DATA_DIR/catalog.db) or postgresql://… for pyiceberg's SQL catalog;
+        http(s)://… for an Iceberg REST catalog. A URL may carry a password: show it with `redact_url`.
+        """
+        return _env("PLATFORM_CATALOG_URI") or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def snapshot_retention_days(self) -> float:
+        """PLATFORM_SNAPSHOT_RETENTION_DAYS: lake maintenance expires untagged snapshots older than this (7)."""
+        return _env_number("PLATFORM_SNAPSHOT_RETENTION_DAYS", float, 7, 0)
 
     def storage_options_for(self, uri: str) -> dict:
         """fsspec options for a URI: S3 credentials for s3://, nothing for local paths."""

@@ -39,3 +39,30 @@ def frame_metadata(frame: pd.DataFrame, uri: str, drop_from_preview: tuple[str, 
         "dagster/uri": dg.MetadataValue.text(uri),
         "preview": dg.MetadataValue.md(markdown_preview(frame, drop=drop_from_preview)),
     }
+
+
+def arrow_column_schema(schema: Any, drop: tuple[str, ...] = ()) -> dg.TableSchema:
+    """An Arrow schema's columns and types as a Dagster table schema."""
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema if f.name not in drop]
+    )
+
+
+def arrow_metadata(
+    result: Any, preview: pd.DataFrame | None = None, drop: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Output metadata of a lake write (`platform_assets.lib.lake.WriteResult`): rows written, the table's
+    schema, name and location, the snapshot id to pin, the table's total rows and a preview."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(result.rows),
+        "dagster/column_schema": arrow_column_schema(result.schema, drop),
+        "dagster/uri": dg.MetadataValue.text(result.location),
+        "dagster/table_name": dg.MetadataValue.text(result.table),
+        "lake/table": dg.MetadataValue.text(result.table),
+        "lake/snapshot_id": dg.MetadataValue.text(str(result.snapshot_id)),
+        "lake/table_rows": dg.MetadataValue.int(result.total_rows),
+        "lake/files_written": dg.MetadataValue.int(result.files),
+    }
+    if preview is not None:
+        metadata["preview"] = dg.MetadataValue.md(markdown_preview(preview, drop=drop))
+    return metadata

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from platform_assets.lib.config import get_settings
+from platform_assets.lib.lake import shown_catalog_uri
 
 
 @dataclass
@@ -86,7 +87,8 @@ class RunSummary:
         lines += [
             "Data:",
             f"  landing   {settings.landing_dir}",
-            f"  lake      {settings.lake_uri}",
+            f"  lake      {settings.lake_uri}  (Iceberg catalog {shown_catalog_uri(settings.catalog_uri)}; "
+            "platform lake tables)",
             f"  lancedb   {settings.lancedb_uri}",
             f"  feast     {settings.data_dir / 'feast'}",
             f"  dagster   {settings.dagster_home}  (make dev, then http://127.0.0.1:3000)",
