@@ -56,15 +56,19 @@ def run(users: int = 5000, requests: int = 300) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="feast-bench-"))
     os.environ["PLATFORM_DATA_DIR"] = str(data_dir)
     os.environ.pop("FEAST_ONLINE_STORE", None)
-    from platform_assets.defs.features.repo import feature_objects
+    from platform_assets.defs.features.export import STATS_TABLE, sync_stats_export
+    from platform_assets.defs.features.repo import activity_log_path, feature_objects
     from platform_assets.defs.features.store import feature_store
     from platform_assets.lib.config import get_settings
+    from platform_assets.lib.lake import open_catalog, write_table
 
     settings = get_settings()
-    stats_dir = Path(settings.lake_uri) / "features" / "user_stats"
-    stats_dir.mkdir(parents=True)
-    _feature_rows(users).to_parquet(stats_dir / "2026-01-07.parquet", index=False)
-    log_path = Path(settings.lake_uri) / "features" / "user_activity_log.parquet"
+    # The day's partition of the feature table and Feast's parquet view of it, as the assets write them.
+    catalog = open_catalog()
+    write_table(catalog, STATS_TABLE, _feature_rows(users), partition_key="2026-01-07")
+    sync_stats_export(catalog, settings)
+    log_path = Path(activity_log_path(settings))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(
         {
             "user_id": pd.Series(dtype="int64"),

@@ -53,7 +53,19 @@ def pipeline(
 
 
 def lake(settings: PlatformSettings, key: str, partition: str) -> pd.DataFrame:
-    return pd.read_parquet(Path(settings.lake_uri) / key / f"{partition}.parquet")
+    """One partition of a lake table (`<layer>/<name>`) at its current snapshot."""
+    from platform_assets.lib.lake import PARTITION_COLUMN, open_catalog, partition_filter, read_arrow
+
+    catalog = open_catalog(lake_uri=settings.lake_uri)
+    return read_arrow(catalog, key, row_filter=partition_filter(PARTITION_COLUMN, [partition])).to_pandas()
+
+
+def partition_versions(key: str) -> dict[str, int]:
+    """Partition key → the snapshot that last changed it, for a daily lake table."""
+    from platform_assets.defs.features.export import table_partitions
+    from platform_assets.lib.lake import load_table, open_catalog
+
+    return table_partitions(load_table(open_catalog(), key))
 
 
 def test_partitions_account_for_every_event_and_rerun_replaces_one_day(pipeline) -> None:
@@ -70,15 +82,20 @@ def test_partitions_account_for_every_event_and_rerun_replaces_one_day(pipeline)
     assert {"duplicate_event", "unparseable_event_time", "missing_user_id", "negative_amount"} <= reasons
     assert lake(settings, "cleaned/user_events", "2026-01-02")["is_late"].any()
 
-    paths = {day: Path(settings.lake_uri) / "cleaned/user_events" / f"{day}.parquet" for day in DAYS}
-    before = {day: path.stat().st_mtime_ns for day, path in paths.items()}
+    # A re-run of a day replaces that day's partition only (a new snapshot touching only it), same rows.
+    before = partition_versions("cleaned/user_events")
     content = lake(settings, "cleaned/user_events", "2026-01-03")
     result = run("user_events_job", instance, partition_key="2026-01-03")
     assert {e.check_name for e in result.get_asset_check_evaluations() if not e.passed} == set()
-    after = {day: path.stat().st_mtime_ns for day, path in paths.items()}
+    after = partition_versions("cleaned/user_events")
+    assert sorted(after) == DAYS
     assert after["2026-01-03"] != before["2026-01-03"]
     assert all(after[d] == before[d] for d in DAYS if d != "2026-01-03")
-    pd.testing.assert_frame_equal(lake(settings, "cleaned/user_events", "2026-01-03"), content)
+    sort = ["_source_file", "_source_line"]
+    pd.testing.assert_frame_equal(
+        lake(settings, "cleaned/user_events", "2026-01-03").sort_values(sort, ignore_index=True),
+        content.sort_values(sort, ignore_index=True),
+    )
 
 
 def expected_purchase_totals(settings: PlatformSettings, upto: str) -> pd.Series:
@@ -143,13 +160,13 @@ def test_point_in_time_join_never_leaks_and_respects_ttl(pipeline) -> None:
 
 
 def write_feature_days(settings: PlatformSettings, users: list[int], days: list[str]) -> None:
-    """features/user_stats files as the asset writes them: one row per user at the end of each day."""
-    from platform_assets.defs.features.repo import STATS_FEATURES, stats_source_path
-    from platform_assets.lib.lake import lake_path
+    """features/user_stats partitions as the asset writes them (one row per user at the end of each day), then
+    Feast's parquet view of the table synced, as online_user_stats does."""
+    from platform_assets.defs.features.export import sync_stats_export
+    from platform_assets.defs.features.repo import STATS_FEATURES
+    from platform_assets.lib.lake import open_catalog, write_table
 
-    directory = lake_path(stats_source_path(settings))
-    if directory.protocol in ("", "file", "local"):
-        directory.mkdir(parents=True, exist_ok=True)
+    catalog = open_catalog()
     values = {"Int64": 0, "Float32": 0.5, "Float64": 0.25, "String": "new"}
     for number, day in enumerate(days, start=1):
         stamp = pd.Timestamp(day_end(date.fromisoformat(day)))
@@ -161,8 +178,9 @@ def write_feature_days(settings: PlatformSettings, users: list[int], days: list[
         frame["total_purchases"] = number
         frame["event_timestamp"] = stamp
         frame["created_timestamp"] = stamp
-        with (directory / f"{day}.parquet").open("wb") as handle:
-            frame.to_parquet(handle, index=False)
+        write_table(catalog, "features/user_stats", frame, partition_key=day)
+    export = sync_stats_export(catalog, settings)
+    assert export.days == days and export.written == days
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
@@ -239,7 +257,9 @@ def test_public_store_returns_every_entity_row(
 def test_training_set_has_every_entity_row_and_true_labels(pipeline) -> None:
     settings, instance = pipeline
     result = run("features_job", instance)
-    training = pd.read_parquet(Path(settings.lake_uri) / "training" / "user_purchase_training_set.parquet")
+    from platform_assets.lib.lake import open_catalog, read_arrow
+
+    training = read_arrow(open_catalog(), "training/user_purchase_training_set").to_pandas()
     (event,) = [
         e
         for e in result.get_asset_materialization_events()

@@ -14,6 +14,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from platform_assets.defs.registrations.assets import RAW
+from platform_assets.lib import lake
 from platform_assets.lib.config import PlatformSettings
 from platform_assets.metadata_center.client import MetadataCenterClient, MetadataCenterError
 from platform_assets.sdk import Dataset, DatasetError
@@ -21,7 +23,11 @@ from platform_assets_tests.metadata_center_fixture import RunningMetadataCenter,
 from platform_assets_tests.test_registrations import ROWS, csv_dataset, payload, run_requested, tick
 
 pytestmark = pytest.mark.slow
-RAW_LAKE_FILE = "lake/raw/registered_datasets/{}.parquet"
+
+
+def landed(dataset_id: str) -> bool:
+    """Whether the dataset's raw table (`raw.registered_datasets__<id>`) is in the lake catalog."""
+    return lake.load_table(lake.open_catalog(), lake.partition_table_key(RAW, dataset_id)) is not None
 
 
 def secret() -> str:
@@ -155,7 +161,7 @@ def test_roots_changed_after_registration_fail_the_run(
         description = failure_of(result)
         assert "outside the allowed storage roots" in description and str(data) in description
         assert_never_quoted(instance, result, marker)
-    assert not (platform_env.data_dir / RAW_LAKE_FILE.format("moved")).exists()
+    assert not landed("moved")
     with pytest.raises(DatasetError, match="outside the allowed storage roots"):
         Dataset.get("moved").read()
 
@@ -178,7 +184,7 @@ def test_a_file_swapped_for_a_symlink_after_registration_is_not_read(
         assert "resolves outside the allowed storage roots" in description
         assert f"{data.parent}/part-0.csv" in description and str(target) not in description
         assert_never_quoted(instance, result, marker)
-    assert not (platform_env.data_dir / RAW_LAKE_FILE.format("swapped")).exists()
+    assert not landed("swapped")
 
 
 def test_a_file_that_does_not_parse_is_named_with_its_line_never_quoted(
@@ -211,7 +217,7 @@ def test_a_file_that_does_not_parse_is_named_with_its_line_never_quoted(
         for result in results:
             assert_never_quoted(instance, result, marker, foreign_marker)
     for dataset_id in ("broken", "foreign"):
-        assert not (platform_env.data_dir / RAW_LAKE_FILE.format(dataset_id)).exists()
+        assert not landed(dataset_id)
     with pytest.raises(DatasetError) as error:
         Dataset.get("broken").read()
     assert "line 3" in str(error.value) and marker not in str(error.value)

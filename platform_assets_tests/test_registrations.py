@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from platform_assets.definitions import defs
-from platform_assets.defs.registrations.assets import VERSION_TAG
+from platform_assets.defs.registrations.assets import CLEANED, QUARANTINE, VERSION_TAG
 from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.sensors import alldata_registrations_sensor
+from platform_assets.lib import lake
 from platform_assets.lib.config import PlatformSettings
 from platform_assets.lib.resources import shared_resources
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
@@ -140,16 +141,17 @@ def test_registration_to_training_ready_dataset_with_lineage(
         assert "cleaned/registered_datasets[orders_2024_01]" in lineage["dagster_assets"]
         assert "raw/registered_datasets[orders_2024_01]" in lineage["dagster_assets"]
 
-        published = pd.read_parquet(
-            view["storage"]["path"]
-            if Path(view["storage"]["path"]).exists()
-            else view["storage"]["uri"].removeprefix("file://")
-        )
+        # Published: plain parquet at the versioned path; the lake layers: one Iceberg table per dataset.
+        lake_dir = Path(os.environ["PLATFORM_DATA_DIR"]) / "lake"
+        assert view["storage"]["uri"] == f"file://{lake_dir}/published/orders_2024_01__training/v1"
+        published = pd.read_parquet(view["storage"]["uri"].removeprefix("file://"))
         assert published["order_id"].tolist() == [1, 2, 3, 6]
-        quarantine = pd.read_parquet(
-            Path(os.environ["PLATFORM_DATA_DIR"])
-            / "lake/quarantine/registered_datasets/orders_2024_01.parquet"
-        )
+        catalog = lake.open_catalog()
+        for layer in ("raw", "cleaned", "quarantine"):
+            assert catalog.load_table(f"{layer}.registered_datasets__orders_2024_01") is not None
+        quarantine = lake.read_arrow(
+            catalog, lake.partition_table_key(QUARANTINE, "orders_2024_01")
+        ).to_pandas()
         assert dict(zip(quarantine["order_id"], quarantine["reject_reason"], strict=True)) == {
             "3": "duplicate_row",
             "5": "invalid_type",
@@ -330,7 +332,7 @@ def test_cube_studio_publisher_posts_the_uri_in_expand(
         assert headers["Authorization"] == "cube-token-123"
         assert body["name"] == "cube_orders__training" and body["path"] == ""
         expand = json.loads(body["expand"])
-        assert expand["uri"].endswith("cleaned/registered_datasets/cube_orders.parquet")
+        assert expand["uri"].endswith("lake/published/cube_orders__training/v1")
         assert "training-ready" in expand["tags"]
 
         cube.status = 500
@@ -366,6 +368,154 @@ def test_openlineage_event_for_the_publication(
     assert source["name"] == str(data)
     (landed,) = [d for d in event["outputs"] if d["namespace"] == "file"]
     assert landed["name"] == str(
-        Path(os.environ["PLATFORM_DATA_DIR"]) / "lake/cleaned/registered_datasets/ol_orders.parquet"
+        Path(os.environ["PLATFORM_DATA_DIR"]) / "lake/published/ol_orders__training/v1"
     )
     assert not any("://" in d["name"] for d in event["inputs"] + event["outputs"])
+
+
+def run_version(instance: dg.DagsterInstance, dataset_id: str, version: int) -> dg.ExecuteInProcessResult:
+    """Run the whole job for one registered version (as the sensor's run for it would)."""
+    if dataset_id not in instance.get_dynamic_partitions(registered_datasets.name):
+        instance.add_dynamic_partitions(registered_datasets.name, [dataset_id])
+    result = defs.resolve_job_def("registered_datasets_job").execute_in_process(
+        instance=instance,
+        partition_key=dataset_id,
+        tags={VERSION_TAG: str(version)},
+        raise_on_error=False,
+        run_config=QUIET,
+        resources=shared_resources(),
+    )
+    assert result.success, [
+        e.step_failure_data.error.to_string() for e in result.all_events if e.is_step_failure
+    ]
+    return result
+
+
+def published_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    (event,) = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key.path[0] == "published"
+    ]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_published_versions_are_immutable_parquet_pinned_to_a_tagged_snapshot(
+    service: RunningMetadataCenter, shared: Path
+) -> None:
+    """v1 is plain parquet at its versioned path; re-publishing the same rows adds no version and no directory;
+    new data is v2 beside an untouched v1, whose cleaned snapshot stays tagged and readable, even after expiry."""
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+
+    from platform_assets.sdk import Dataset
+
+    client = service.client()
+    data = csv_dataset(shared / "pinned")
+    client.register(payload("pinned", data, rows=len(ROWS), size=data.stat().st_size))
+    versions_dir = Path(os.environ["PLATFORM_DATA_DIR"]) / "lake/published/pinned__training"
+    cleaned_key = lake.partition_table_key(CLEANED, "pinned")
+    catalog = lake.open_catalog()
+    with dg.instance_for_test() as instance:
+        first = published_metadata(run_version(instance, "pinned", 1))
+        assert first["registered_version"] == 1 and first["lake/snapshot_tag"] == "publish-pinned-v1"
+        v1_file = versions_dir / "v1" / "part-00000.parquet"
+        assert sorted(p.name for p in versions_dir.iterdir()) == ["v1"]
+        assert sorted(p.name for p in (versions_dir / "v1").iterdir()) == ["part-00000.parquet"]
+        # Plain pyarrow, no catalog: the registered directory is the version.
+        v1_rows = pq.read_table(versions_dir / "v1")
+        assert v1_rows.column("order_id").to_pylist() == [1, 2, 3, 6]
+        assert v1_rows.column("amount").to_pylist() == [10.5, 20.0, 7.25, 3.1]
+        v1_bytes = v1_file.read_bytes()
+        view = client.get("pinned__training")
+        ((table, snapshot),) = view["metadata"]["lake/input_snapshots"].items()
+        assert table == "cleaned.registered_datasets__pinned" == lake.table_name(cleaned_key)
+        assert first["lake/input_snapshots"] == {table: snapshot}
+        assert view["storage"]["uri"] == f"file://{versions_dir}/v1" and view["size_bytes"] == len(v1_bytes)
+
+        # The same registration again: raw and cleaned are written anew (a new cleaned snapshot), same rows.
+        again = published_metadata(run_version(instance, "pinned", 1))
+        assert (again["registered_version"], again["registered_seq"]) == (1, "unchanged")
+        assert lake.current_snapshot_id(catalog, cleaned_key) != int(snapshot)
+        assert client.get("pinned__training")["versions"] == [1]
+        assert sorted(p.name for p in versions_dir.iterdir()) == ["v1"]
+        assert again["lake/input_snapshots"] == {table: snapshot}
+
+        # New data lands: a new source version with another row.
+        more = ROWS._append(
+            {"order_id": "7", "amount": "1.00", "created_at": "2024-01-02T10:00:00Z"}, ignore_index=True
+        )
+        data = csv_dataset(shared / "pinned", more)
+        client.register(payload("pinned", data, rows=len(more), size=data.stat().st_size))
+        second = published_metadata(run_version(instance, "pinned", 2))
+        assert second["registered_version"] == 2 and second["lake/snapshot_tag"] == "publish-pinned-v2"
+        assert sorted(p.name for p in versions_dir.iterdir()) == ["v1", "v2"]
+        assert pq.read_table(versions_dir / "v2").column("order_id").to_pylist() == [1, 2, 3, 6, 7]
+        assert v1_file.read_bytes() == v1_bytes
+        assert client.get("pinned__training", version=1)["storage"]["uri"] == f"file://{versions_dir}/v1"
+        # The SDK reads a version inside the storage roots (the lake is one by default) exactly.
+        assert Dataset.get("pinned__training", 1, client=client).read(as_arrow=True).equals(v1_rows)
+
+        # v1's input snapshot is tagged, survives expiry of every untagged snapshot, and reads back as v1.
+        iceberg = catalog.load_table(table)
+        assert iceberg.snapshot_by_name("publish-pinned-v1").snapshot_id == int(snapshot)
+        iceberg.maintenance.expire_snapshots().older_than(datetime.now(UTC)).commit()
+        for pinned in (
+            lake.read_arrow(catalog, cleaned_key, tag="publish-pinned-v1"),
+            lake.read_arrow(catalog, cleaned_key, snapshot_id=int(snapshot)),
+        ):
+            assert pinned.column("order_id").to_pylist() == [1, 2, 3, 6]
+        # Expiry did remove the untagged snapshots: only v1's pinned one and the current one (v2's) are left.
+        left = {s.snapshot_id for s in catalog.load_table(table).snapshots()}
+        assert left == {int(snapshot), lake.current_snapshot_id(catalog, cleaned_key)}
+
+
+def test_a_version_directory_is_never_overwritten(platform_env: PlatformSettings) -> None:
+    """The writer reuses a directory holding the same rows and refuses one holding other rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from platform_assets.defs.registrations.versions import VersionTaken, content_digest, write_version
+
+    root = str(platform_env.data_dir / "lake")
+    rows = pa.table({"order_id": [1, 2], "amount": [1.5, 2.5]})
+    digest = content_digest(rows)
+    written = write_version(root, "x__training", 1, rows, digest)
+    assert not written.reused and written.directory == f"{root}/published/x__training/v1"
+    again = write_version(root, "x__training", 1, pa.concat_tables([rows.slice(0, 1), rows.slice(1)]), digest)
+    assert again.reused and again.size_bytes == written.size_bytes
+    other = pa.table({"order_id": [3], "amount": [0.5]})
+    with pytest.raises(VersionTaken):
+        write_version(root, "x__training", 1, other, content_digest(other))
+    assert pq.read_table(written.directory).equals(rows)
+    assert sorted(p.name for p in Path(written.directory).parent.iterdir()) == ["v1"]  # no temporary left
+
+
+def test_versions_on_s3(platform_env: PlatformSettings, s3_bucket: str) -> None:
+    """On an S3 lake the version is one object, readable by plain pyarrow, and never overwritten."""
+    import boto3
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow import fs
+
+    from platform_assets.defs.registrations.versions import VersionTaken, content_digest, write_version
+
+    root = f"s3://{s3_bucket}/lake"
+    rows = pa.table({"order_id": [1, 2]})
+    written = write_version(root, "x__training", 1, rows, content_digest(rows))
+    assert written.directory == f"{root}/published/x__training/v1"
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert keys == ["lake/published/x__training/v1/part-00000.parquet"]
+    s3 = fs.S3FileSystem(
+        endpoint_override=os.environ["AWS_ENDPOINT_URL"],
+        access_key="test-key",
+        secret_key="test-secret",
+        region="us-east-1",
+        scheme="http",
+    )
+    assert pq.read_table(f"{s3_bucket}/lake/published/x__training/v1", filesystem=s3).equals(rows)
+    assert write_version(root, "x__training", 1, rows, content_digest(rows)).reused
+    other = pa.table({"order_id": [3]})
+    with pytest.raises(VersionTaken):
+        write_version(root, "x__training", 1, other, content_digest(other))

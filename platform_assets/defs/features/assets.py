@@ -3,13 +3,13 @@
 import contextlib
 import hashlib
 import io
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from platform_assets.defs.features import repo
+from platform_assets.defs.features.training import LABEL_HORIZON
 from platform_assets.defs.user_events.assets import CLEANED, USER_STATS
 from platform_assets.defs.user_events.partitions import daily
 from platform_assets.lib.config import get_settings
@@ -18,7 +18,6 @@ GROUP = "features"
 FEAST_REPOSITORY = dg.AssetKey(["features", "feast_repository"])
 ONLINE_USER_STATS = dg.AssetKey(["features", "online_user_stats"])
 TRAINING_SET = dg.AssetKey(["training", "user_purchase_training_set"])
-LABEL_HORIZON = timedelta(hours=24)
 
 # Changing the definitions changes the code version: the UI marks the asset stale and its automation
 # condition re-applies it.
@@ -35,11 +34,14 @@ REPO_VERSION = hashlib.sha256(Path(repo.__file__).read_bytes()).hexdigest()[:12]
     "TTL 7 days) and `user_realtime_activity` (push source), applied for the current environment.",
 )
 def feast_repository(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """Apply the definitions; make sure the push source's offline log exists so historical reads work."""
+    """Apply the definitions; make sure the push source's offline log exists and the parquet view of
+    features/user_stats is current, so historical reads work."""
+    from platform_assets.defs.features.export import sync_stats_export
     from platform_assets.defs.features.store import feature_store
 
     settings = get_settings()
     _ensure_activity_log(settings)
+    export = sync_stats_export(settings=settings)
     store = feature_store(settings)
     objects = repo.feature_objects(settings)
     store.apply(objects)
@@ -48,6 +50,7 @@ def feast_repository(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             "feature_views_ttl_seconds": dg.MetadataValue.json(views),
             "offline_source": dg.MetadataValue.text(repo.stats_source_path(settings)),
+            "offline_source_snapshot_id": str(export.snapshot_id),
             "online_store": dg.MetadataValue.text(store.config.online_store.type),
             "registry": dg.MetadataValue.text(str(store.config.registry.path)),
             "definitions_version": REPO_VERSION,
@@ -85,18 +88,27 @@ def _ensure_activity_log(settings) -> None:  # noqa: ANN001
     deps=[USER_STATS, FEAST_REPOSITORY],
     kinds={"feast", "sqlite"},
     description="The day's user_statistics rows materialized into the online store (SQLite by default, Redis "
-    "with FEAST_ONLINE_STORE=redis://…).",
+    "with FEAST_ONLINE_STORE=redis://…), after bringing Feast's parquet view of features/user_stats "
+    "(<lake>/exports/features/user_stats) in step with the table.",
 )
 def online_user_stats(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """Feast materialize from the day to the newest feature day: the latest row per user lands online.
+    """Sync the parquet view Feast reads, then Feast materialize from the day to the newest feature day: the
+    latest row per user lands online.
 
     Online stores keep the last write, not the newest timestamp, so re-running an old day alone would put
     stale values online; materializing through the newest day keeps every user's newest values there.
     """
+    from platform_assets.defs.features.export import sync_stats_export
     from platform_assets.defs.features.store import feature_store
 
+    export = sync_stats_export()
+    if context.partition_key not in export.days:
+        raise dg.Failure(
+            description=f"features/user_stats has no rows for {context.partition_key} "
+            f"(table snapshot {export.snapshot_id}): materialize that day first."
+        )
     day = pd.Timestamp(context.partition_key, tz="UTC")
-    newest = max(day, newest_feature_day())
+    newest = max(day, pd.Timestamp(max(export.days), tz="UTC"))
     store = feature_store()
     # Feast prints a coloured progress report to stdout; the materialization's metadata says the same.
     with contextlib.redirect_stdout(io.StringIO()):
@@ -109,20 +121,21 @@ def online_user_stats(context: dg.AssetExecutionContext) -> dg.MaterializeResult
         metadata={
             "window": f"{day.date()} 00:00 – {(newest + pd.Timedelta(days=1)).date()} 00:00 UTC",
             "online_store": store.config.online_store.type,
+            # The feature table's snapshot Feast's view showed when materializing.
+            "lake/snapshot_id": str(export.snapshot_id),
+            "export_path": export.path,
+            "export_days_written": dg.MetadataValue.json(export.written),
         }
     )
 
 
 def newest_feature_day() -> pd.Timestamp:
-    """The newest day with a features/user_stats file in the lake."""
-    from platform_assets.lib.lake import lake_path
+    """The newest day with rows in the table features/user_stats (its current snapshot)."""
+    from platform_assets.defs.features.export import STATS_TABLE, table_partitions
+    from platform_assets.lib.lake import load_table, open_catalog
 
-    directory = lake_path(repo.stats_source_path(get_settings()))
-    days = (
-        [p.name.removesuffix(".parquet") for p in directory.iterdir() if p.name.endswith(".parquet")]
-        if directory.exists()
-        else []
-    )
+    table = load_table(open_catalog(), STATS_TABLE)
+    days = table_partitions(table) if table is not None else {}
     return pd.Timestamp(max(days), tz="UTC") if days else pd.Timestamp.min.tz_localize("UTC")
 
 
@@ -131,33 +144,53 @@ def newest_feature_day() -> pd.Timestamp:
     group_name=GROUP,
     io_manager_key="lake_io_manager",
     deps=[CLEANED, USER_STATS, FEAST_REPOSITORY],
-    kinds={"feast", "parquet"},
+    kinds={"feast", "iceberg"},
     description="Point-in-time correct training rows: one per user and day with activity, at the end of the "
-    "day; label = the user purchases in the next 24 hours; features from user_statistics as they were then.",
+    "day; label = the user purchases in the next 24 hours; features from user_statistics as they were then. "
+    "Reproducible: built from cleaned/user_events and features/user_stats at the snapshots recorded in "
+    "`lake/input_snapshots`, which are tagged `train-user_purchase_training_set-<run id>`.",
 )
 def user_purchase_training_set(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    """get_historical_features over an entity/label frame built from the cleaned days that exist in the lake.
+    """Pin the inputs' current snapshots, tag them, read them there, and build the set from what was read.
 
-    The days are the partitions of cleaned/user_events present in the lake, not every day of the partitions
-    definition up to today: a day nobody delivered is not a missing input.
+    The days are those present in cleaned/user_events at its snapshot, not every day of the partitions
+    definition up to today: a day nobody delivered is not a missing input. The tags go on before the reads,
+    so snapshot expiry can never remove a snapshot this set was (or is being) built from.
     """
     from platform_assets.defs.features.training import (
-        build_entity_frame,
-        historical_features,
-        read_cleaned_event_days,
+        build_training_set,
+        pin_input_snapshots,
+        read_training_inputs,
     )
+    from platform_assets.lib.lake import open_catalog, tag_snapshot
 
-    days = read_cleaned_event_days(get_settings())
-    entity_frame = build_entity_frame(list(days.values()), LABEL_HORIZON)
-    if entity_frame.empty:
-        raise dg.Failure(description="No cleaned user events with a complete 24 h label window yet.")
-    result = historical_features(entity_frame)
+    catalog = open_catalog()
+    try:
+        snapshots = pin_input_snapshots(catalog)
+    except LookupError as err:
+        raise dg.Failure(description=str(err)) from err
+    tag = training_tag(context.asset_key, context.run_id)
+    for name, snapshot_id in snapshots.items():
+        tag_snapshot(catalog, name, snapshot_id, tag)
+    inputs = read_training_inputs(catalog, snapshots)
+    try:
+        result = build_training_set(inputs, LABEL_HORIZON)
+    except ValueError as err:
+        raise dg.Failure(description=f"No training rows: {err}.") from err
     context.add_output_metadata(
         {
-            "entity_rows": len(entity_frame),
+            # Strings: snapshot ids are 64-bit, beyond what the UI's JSON reader keeps exactly.
+            "lake/input_snapshots": dg.MetadataValue.json({k: str(v) for k, v in snapshots.items()}),
+            "lake/input_tag": tag,
+            "entity_rows": len(result),
             "positive_share": dg.MetadataValue.float(round(float(result["label"].mean()), 4)),
-            "event_days_read": dg.MetadataValue.json(sorted(days)),
-            "days": dg.MetadataValue.json(sorted({str(t.date()) for t in entity_frame["event_timestamp"]})),
+            "event_days_read": dg.MetadataValue.json(sorted(inputs.events["_partition"].unique().tolist())),
+            "days": dg.MetadataValue.json(sorted({str(t.date()) for t in result["event_timestamp"]})),
         }
     )
     return result
+
+
+def training_tag(asset_key: dg.AssetKey, run_id: str) -> str:
+    """The tag a training set puts on each input snapshot it read: `train-<asset name>-<run id>`."""
+    return f"train-{asset_key.path[-1]}-{run_id}"

@@ -67,18 +67,26 @@ def feast_registry_matches_code() -> dg.AssetCheckResult:
     description="For a sample of users, the online store serves the newest offline feature values.",
 )
 def online_matches_offline() -> dg.AssetCheckResult:
-    """Reads the newest features/user_stats partition and compares a sample of users with the online store."""
+    """Reads the newest features/user_stats partition from the table (only the compared columns) and compares a
+    sample of users with the online store."""
     from platform_assets.defs.features.assets import newest_feature_day
-    from platform_assets.defs.features.repo import stats_source_path
+    from platform_assets.defs.features.export import STATS_TABLE
     from platform_assets.defs.features.store import online_features
-    from platform_assets.lib.config import get_settings
-    from platform_assets.lib.lake import lake_path
+    from platform_assets.lib.lake import PARTITION_COLUMN, open_catalog, partition_filter, read_arrow
 
     day = newest_feature_day()
-    with lake_path(f"{stats_source_path(get_settings())}/{day.date()}.parquet").open("rb") as handle:
-        latest = pd.read_parquet(handle).set_index("user_id")
-    sample = [int(u) for u in latest.index[:: max(1, len(latest) // SAMPLE_USERS)][:SAMPLE_USERS]]
     features = ["total_purchases", "user_segment", "views_7d"]
+    latest = (
+        read_arrow(
+            open_catalog(),
+            STATS_TABLE,
+            columns=["user_id", *features],
+            row_filter=partition_filter(PARTITION_COLUMN, [str(day.date())]),
+        )
+        .to_pandas()
+        .set_index("user_id")
+    )
+    sample = [int(u) for u in latest.index[:: max(1, len(latest) // SAMPLE_USERS)][:SAMPLE_USERS]]
     rows = online_features(sample, [f"user_statistics:{name}" for name in features])
     mismatches = [
         {

@@ -11,12 +11,19 @@ extension, which DuckDB downloads at run time and which ignores the file source'
 S3 with the endpoint override) and answers `get_historical_features` with the DuckDB store's join. Everything
 else (materialize, pushes to the offline log, non-entity retrieval) is the file store unchanged.
 
+`pinned_sources` hands the join the rows of a source as given (a lake table read at a pinned snapshot)
+instead of the source's files: a training set joins the feature table exactly as it was at the snapshot it
+recorded, whatever the files show now, so rebuilding it later gives the same rows.
+
 Feast imports this module by name when a store built by `feature_store()` first uses its offline store, so
 the Feast imports below never run when the definitions load.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import pandas as pd
@@ -39,10 +46,33 @@ class LakeOfflineStoreConfig(DaskOfflineStoreConfig):
     )
 
 
+# Data source name → the rows to join instead of the source's files (set by `pinned_sources`).
+_PINNED: ContextVar[Mapping[str, Any] | None] = ContextVar("platform_pinned_feast_sources", default=None)
+
+
+@contextmanager
+def pinned_sources(rows: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, `get_historical_features` with an entity frame joins these rows (an Arrow table or a
+    pandas frame per data source name) instead of reading the sources' files.
+
+    Feast reads the sources while `get_historical_features` runs (its result holds them in memory), so the
+    block needs to cover that call only; it is per thread/task (a context variable).
+    """
+    token = _PINNED.set({**(_PINNED.get() or {}), **rows})
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 def _read_source(data_source: Any, repo_path: str) -> Any:
-    """A file source as an ibis table, read the way the file store reads it (local or S3, same options)."""
+    """A file source as an ibis table, read the way the file store reads it (local or S3, same options), or
+    the rows pinned for it."""
     import ibis
 
+    pinned = (_PINNED.get() or {}).get(data_source.name)
+    if pinned is not None:
+        return ibis.memtable(pinned)
     return ibis.memtable(_read_datasource(data_source, repo_path).compute())
 
 

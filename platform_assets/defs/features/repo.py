@@ -1,7 +1,8 @@
 """Feast definitions, built for wherever the lake lives (local directory or S3).
 
-The offline source of `user_statistics` is the `features/user_stats` asset itself: one parquet file per day
-under the lake, read by Feast's file offline store.
+The offline source of `user_statistics` is the Iceberg table `features.user_stats` (the `features/user_stats`
+asset), seen by Feast through a parquet view of its current snapshot (`export.py`): Feast's file offline store
+reads parquet files, not Iceberg tables.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from platform_assets.lib.config import PlatformSettings
 
 PUSH_SOURCE = "user_activity_push"
+STATS_SOURCE = "user_stats_source"
 STATS_VIEW = "user_statistics"
 REALTIME_VIEW = "user_realtime_activity"
 STATS_TTL = timedelta(days=7)
@@ -44,12 +46,14 @@ REALTIME_FEATURES = {"last_action": "String", "session_duration": "Int64", "page
 
 
 def stats_source_path(settings: PlatformSettings) -> str:
-    """Where Feast reads `user_statistics` from: the directory of the daily `features/user_stats` files."""
-    return f"{settings.lake_uri.rstrip('/')}/features/user_stats"
+    """Where Feast reads `user_statistics` from: the parquet view of the table `features.user_stats`, one
+    `<day>.parquet` per partition, kept in step with the table's current snapshot by `export.sync_stats_export`."""
+    return f"{settings.lake_uri.rstrip('/')}/exports/features/user_stats"
 
 
 def activity_log_path(settings: PlatformSettings) -> str:
-    """The offline log behind the push source (pushes with `--offline` append to it)."""
+    """The offline log behind the push source (pushes with `--offline` append to it). Feast owns this file (it
+    appends to it), so it is a plain parquet file beside the lake's tables, not a lake table."""
     return f"{settings.lake_uri.rstrip('/')}/features/user_activity_log.parquet"
 
 
@@ -66,12 +70,12 @@ def feature_objects(settings: PlatformSettings) -> list[Any]:
         description="A platform user (user_id).",
     )
     stats_source = FileSource(
-        name="user_stats_source",
+        name=STATS_SOURCE,
         path=stats_source_path(settings),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_timestamp",
         s3_endpoint_override=endpoint,
-        description="features/user_stats: one row per user and day.",
+        description="features/user_stats (a parquet view of the Iceberg table): one row per user and day.",
     )
     user_statistics = FeatureView(
         name=STATS_VIEW,

@@ -8,7 +8,7 @@ import pandas as pd
 from platform_assets.defs.registrations.partitions import registered_datasets
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.schema import clean_by_schema, compare, registry_type, suite_for
-from platform_assets.lib.config import get_settings
+from platform_assets.lib.lake import TABLE_PER_PARTITION_METADATA, LakeIOManager
 from platform_assets.lib.quality import cleaning_outputs
 
 GROUP = "registrations"
@@ -18,6 +18,11 @@ QUARANTINE = dg.AssetKey(["quarantine", "registered_datasets"])
 PUBLISHED = dg.AssetKey(["published", "registered_datasets"])
 VERSION_TAG = "platform/dataset_version"
 TRAINING_SUFFIX = "__training"
+# Every registered dataset has a schema of its own: each dataset_id partition is a lake table of its own,
+# `<layer>.registered_datasets__<dataset_id>` (see platform_assets.lib.lake.partition_table_key).
+TABLE_PER_PARTITION = {TABLE_PER_PARTITION_METADATA: True}
+# How long a publication waits for another run's version directory to be registered before giving up.
+VERSION_WAIT_SECONDS = 30.0
 
 
 def registration_for(context: Any, metadata_center: MetadataCenterResource) -> dict[str, Any]:
@@ -31,7 +36,8 @@ def registration_for(context: Any, metadata_center: MetadataCenterResource) -> d
     group_name=GROUP,
     partitions_def=registered_datasets,
     io_manager_key="lake_io_manager",
-    kinds={"pandas", "parquet"},
+    metadata=TABLE_PER_PARTITION,
+    kinds={"pandas", "iceberg"},
     description="A registered dataset as found at its storage_path (local, file:// or s3://; parquet or CSV), "
     "landed in the lake; compared with the registered schema, row_count and size_bytes. Only storage inside "
     "PLATFORM_STORAGE_ROOTS is read (checked again here, file by file, symbolic links resolved).",
@@ -75,13 +81,15 @@ def raw_registered_dataset(
         "cleaned": dg.AssetOut(
             key=CLEANED,
             io_manager_key="lake_io_manager",
-            kinds={"pandas", "parquet"},
+            metadata=TABLE_PER_PARTITION,
+            kinds={"pandas", "iceberg"},
             description="The dataset typed by its registered schema; invalid, null-where-forbidden and repeated rows removed.",
         ),
         "quarantine": dg.AssetOut(
             key=QUARANTINE,
             io_manager_key="lake_io_manager",
-            kinds={"pandas", "parquet"},
+            metadata=TABLE_PER_PARTITION,
+            kinds={"pandas", "iceberg"},
             description="Rejected rows of registered datasets, as found, with reject_reason and reject_detail.",
         ),
     },
@@ -111,35 +119,58 @@ def cleaned_registered_dataset(
     partitions_def=registered_datasets,
     deps=[CLEANED],
     kinds={"parquet"},
-    description="The training-ready version registered back to the metadata center as <id>__training (tag "
-    "training-ready; metadata: quality score, Dagster run id) with its lineage; optionally pushed to Cube Studio "
-    "and reported as an OpenLineage event.",
+    description="The training-ready version, plain immutable parquet at <lake>/published/<id>__training/v<N>/ "
+    "(read from the cleaned table at a pinned, tagged snapshot), registered back to the metadata center as "
+    "<id>__training version N (tag training-ready; metadata: quality score, Dagster run id, input snapshot) with "
+    "its lineage; optionally pushed to Cube Studio and reported as an OpenLineage event. Unchanged data "
+    "registers no new version.",
 )
 def published_registered_dataset(
-    context: dg.AssetExecutionContext, metadata_center: MetadataCenterResource
+    context: dg.AssetExecutionContext,
+    metadata_center: MetadataCenterResource,
+    lake_io_manager: dg.ResourceParam[LakeIOManager],
 ) -> dg.MaterializeResult:
-    """Register the cleaned data back, with lineage taken from the asset graph."""
+    """Publish the cleaned rows as a new immutable version (unless unchanged) and register it, with lineage."""
     from platform_assets.defs.registrations.publish import (
         emit_openlineage,
         lineage_record,
         publish_to_cube_studio,
     )
+    from platform_assets.defs.registrations.versions import content_digest, plain_table
+    from platform_assets.lib.lake import (
+        PANDAS_METADATA_PROPERTY,
+        load_table,
+        partition_table_key,
+        read_arrow,
+        table_name,
+    )
 
     source = registration_for(context, metadata_center)
-    settings = get_settings()
-    uri = f"{settings.lake_uri.rstrip('/')}/{'/'.join(CLEANED.path)}/{context.partition_key}.parquet"
-    cleaned, size = _read_lake_file(uri)
-    score = _latest_quality_score(context)
+    catalog = lake_io_manager.catalog()
+    cleaned_key = partition_table_key(CLEANED, context.partition_key)
+    cleaned_table = table_name(cleaned_key)
+    table = load_table(catalog, cleaned_key)
+    if table is None:
+        raise dg.Failure(
+            description=f"no table {cleaned_table} in the lake: materialize cleaned/registered_datasets "
+            f"[{context.partition_key}] first"
+        )
+    cleaned_record = _latest_cleaned_record(context)
+    snapshot_id = _input_snapshot(table, cleaned_record, cleaned_table)
+    rows = plain_table(
+        read_arrow(catalog, cleaned_key, snapshot_id=snapshot_id),
+        table.properties.get(PANDAS_METADATA_PROPERTY),
+    )
+    score = _quality_score(cleaned_record)
+    digest = content_digest(rows)
     training_id = f"{context.partition_key}{TRAINING_SUFFIX}"
     payload = {
         "dataset_id": training_id,
         "name": f"{source.get('name') or context.partition_key} (training-ready)",
-        "storage_path": uri if "://" in uri else f"file://{uri}",
         "format": "parquet",
-        "size_bytes": size,
-        "row_count": len(cleaned),
+        "row_count": rows.num_rows,
         "schema": {
-            "columns": [{"name": str(c), "type": registry_type(t)} for c, t in cleaned.dtypes.items()]
+            "columns": [{"name": field.name, "type": registry_type(field.type)} for field in rows.schema]
         },
         "tags": sorted({*(source.get("tags") or []), "training-ready"}),
         "metadata": {
@@ -148,14 +179,19 @@ def published_registered_dataset(
             "data_quality_score": score,
             "dagster_run_id": context.run_id,
             "etl_job_id": (source.get("metadata") or {}).get("etl_job_id"),
+            "content_sha256": digest,
+            # Snapshot ids as text: they are 64-bit and JSON readers in other languages round them.
+            "lake/input_snapshots": {cleaned_table: str(snapshot_id)},
         },
     }
     client = metadata_center.client()
-    registered = _register_unless_unchanged(client, payload)
+    publication = _publish(context, client, catalog, lake_io_manager.resolved_uri(), payload, rows)
+    registered = publication["registration"]
     record = lineage_record(context, source, training_id)
     client.put_lineage(training_id, record)
-    cube = publish_to_cube_studio(payload, context.log)
-    openlineage = emit_openlineage(context, source, payload)
+    cube = publish_to_cube_studio(registered["payload"], context.log)
+    openlineage = emit_openlineage(context, source, registered["payload"])
+    input_snapshots = (registered["payload"].get("metadata") or {}).get("lake/input_snapshots") or {}
     return dg.MaterializeResult(
         metadata={
             "training_dataset_id": training_id,
@@ -164,54 +200,142 @@ def published_registered_dataset(
             "data_quality_score": dg.MetadataValue.float(score)
             if score is not None
             else dg.MetadataValue.text("n/a"),
+            "content_sha256": digest,
+            "lake/input_snapshots": dg.MetadataValue.json(input_snapshots),
+            "lake/snapshot_tag": publication["tag"],
             "lineage": dg.MetadataValue.json(record["lineage"]),
             "cube_studio": cube,
             "openlineage": openlineage,
-            "dagster/uri": uri,
-            "dagster/row_count": len(cleaned),
+            "dagster/uri": registered["payload"]["storage_path"],
+            "dagster/row_count": rows.num_rows,
         }
     )
 
 
-def _register_unless_unchanged(client: Any, payload: dict[str, Any]) -> dict[str, Any]:
-    """Register a new version only when something changed: re-materializing publishes no duplicate version."""
+def snapshot_tag(dataset_id: str, version: int) -> str:
+    """The tag that pins the cleaned snapshot a published version was read from (expiry keeps it)."""
+    return f"publish-{dataset_id}-v{version}"
+
+
+def _publish(
+    context: dg.AssetExecutionContext,
+    client: Any,
+    catalog: Any,
+    lake_root: str,
+    payload: dict[str, Any],
+    rows: Any,
+) -> dict[str, Any]:
+    """Write and register the next version, or nothing when the latest version has the same rows, source version
+    and quality score (re-materializing publishes no duplicate version and no new directory).
+
+    Returns {"registration": {version, seq (None when unchanged), payload}, "tag": the snapshot tag}.
+    """
+    import time
+
+    from platform_assets.defs.registrations.versions import VersionTaken, write_version
+    from platform_assets.lib.lake import tag_snapshot
+
+    source_id = payload["metadata"]["source_dataset_id"]
+    ((cleaned_table, snapshot),) = payload["metadata"]["lake/input_snapshots"].items()
+    deadline = time.monotonic() + VERSION_WAIT_SECONDS
+    while True:
+        latest = _latest_registration(client, payload["dataset_id"])
+        if latest is not None and _unchanged(latest, payload):
+            context.log.info(
+                f"{payload['dataset_id']} version {latest['version']} has the same rows: nothing published"
+            )
+            return {
+                "registration": {"version": latest["version"], "seq": None, "payload": _as_payload(latest)},
+                "tag": snapshot_tag(source_id, latest["version"]),
+            }
+        version = (latest["version"] if latest is not None else 0) + 1
+        try:
+            written = write_version(
+                lake_root, payload["dataset_id"], version, rows, payload["metadata"]["content_sha256"]
+            )
+        except VersionTaken as taken:
+            # Another run of this dataset wrote v<version> and is registering it, or failed before it could.
+            if time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise dg.Failure(
+                description=f"{taken.directory} exists with other rows, but the metadata center has no version "
+                f"{version} of {payload['dataset_id']}: a run that wrote it has not registered it. A version "
+                "directory is never overwritten: move it away once no run of this dataset is in progress."
+            ) from None
+        break
+    storage = written.directory if "://" in written.directory else f"file://{written.directory}"
+    full = {**payload, "storage_path": storage, "size_bytes": written.size_bytes}
+    # Pin the snapshot before registering, so a registered version's input is never expired.
+    tag = snapshot_tag(source_id, version)
+    tag_snapshot(catalog, cleaned_table, int(snapshot), tag)
+    registered = client.register(full)
+    if registered["version"] != version:
+        # Another registration of the same id came in between: the directory is still this one's (immutable),
+        # only its name and the registered version differ. Pin under the registered version too.
+        context.log.warning(
+            f"{payload['dataset_id']}: {written.directory} was registered as version {registered['version']}"
+        )
+        tag = snapshot_tag(source_id, registered["version"])
+        tag_snapshot(catalog, cleaned_table, int(snapshot), tag)
+    context.log.info(
+        f"{payload['dataset_id']} version {registered['version']}: {written.directory}"
+        + (" (written by an earlier run, now registered)" if written.reused else "")
+    )
+    return {"registration": {**registered, "payload": full}, "tag": tag}
+
+
+def _latest_registration(client: Any, dataset_id: str) -> dict[str, Any] | None:
     from platform_assets.metadata_center.client import MetadataCenterError
 
     try:
-        latest = client.get(payload["dataset_id"])
+        return client.get(dataset_id)
     except MetadataCenterError as err:
         if err.status != 404:
             raise
-        return client.register(payload)
-    same = (
-        latest.get("row_count") == payload["row_count"]
-        and latest.get("size_bytes") == payload["size_bytes"]
-        and (latest.get("metadata") or {}).get("source_version") == payload["metadata"]["source_version"]
-        and (latest.get("metadata") or {}).get("data_quality_score")
-        == payload["metadata"]["data_quality_score"]
+        return None
+
+
+def _unchanged(latest: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """The latest registered version has the same rows (content digest), source version and quality score."""
+    from platform_assets.defs.registrations.versions import digest_of
+
+    metadata = latest.get("metadata") or {}
+    return (
+        digest_of(latest) == payload["metadata"]["content_sha256"]
+        and metadata.get("source_version") == payload["metadata"]["source_version"]
+        and metadata.get("data_quality_score") == payload["metadata"]["data_quality_score"]
     )
-    if same:
-        return {"version": latest["version"], "seq": None, "unchanged": True}
-    return client.register(payload)
 
 
-def _read_lake_file(uri: str) -> tuple[pd.DataFrame, int]:
-    import pyarrow.parquet as pq
-
-    from platform_assets.lib.lake import lake_path
-
-    path = lake_path(uri)
-    with path.open("rb") as handle:
-        table = pq.read_table(handle)
-    return table.to_pandas(), int(path.stat().st_size)
+def _as_payload(view: dict[str, Any]) -> dict[str, Any]:
+    """A registration's view as the payload that registered it (what Cube Studio and OpenLineage are sent)."""
+    keys = ("dataset_id", "name", "format", "row_count", "size_bytes", "schema", "tags", "metadata")
+    return {**{k: view.get(k) for k in keys}, "storage_path": view["storage"]["uri"]}
 
 
-def _latest_quality_score(context: dg.AssetExecutionContext) -> float | None:
-    """The quality score recorded on this partition's latest cleaned materialization."""
+def _latest_cleaned_record(context: dg.AssetExecutionContext) -> Any:
+    """This partition's latest cleaned materialization (this run's when the run materialized it), or None."""
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=CLEANED, asset_partitions=[context.partition_key]), limit=1
     ).records
-    if not records:
-        return None
-    value = records[0].asset_materialization.metadata.get("quality/score")
+    return records[0].asset_materialization if records else None
+
+
+def _input_snapshot(table: Any, cleaned: Any, name: str) -> int:
+    """The cleaned snapshot to publish: the one the latest cleaned materialization recorded (so the rows and
+    their quality score belong together), else the table's current one."""
+    value = cleaned.metadata.get("lake/snapshot_id") if cleaned is not None else None
+    recorded = str(value.value) if value is not None else ""
+    if recorded.isdigit() and table.snapshot_by_id(int(recorded)) is not None:
+        return int(recorded)
+    current = table.current_snapshot()
+    if current is None:
+        raise dg.Failure(description=f"{name} has no snapshot: materialize its partition first")
+    return current.snapshot_id
+
+
+def _quality_score(cleaned: Any) -> float | None:
+    """The quality score recorded on the cleaned materialization."""
+    value = cleaned.metadata.get("quality/score") if cleaned is not None else None
     return float(value.value) if value is not None else None

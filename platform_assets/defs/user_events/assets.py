@@ -34,7 +34,7 @@ def partition_day(context: dg.AssetExecutionContext) -> date:
     # Collection nodes deliver into the landing zone through lake sync: lineage node → landing → raw.
     deps=[dg.AssetDep(LAKE_SYNC, partition_mapping=dg.AllPartitionMapping())],
     io_manager_key="lake_io_manager",
-    kinds={"pandas", "parquet"},
+    kinds={"pandas", "iceberg"},
     description="The events delivered for one day: every file under landing/user_events/ whose name contains the "
     "day (e.g. events_2026-01-03.csv), as delivered (strings), with _source_file and _source_line.",
 )
@@ -66,14 +66,14 @@ def raw_user_events(context: dg.AssetExecutionContext) -> pd.DataFrame:
         "cleaned": dg.AssetOut(
             key=CLEANED,
             io_manager_key="lake_io_manager",
-            kinds={"spark", "parquet"},
+            kinds={"spark", "iceberg"},
             description="Typed, valid events of the day's delivery, deduplicated on (user_id, event_time); "
             "is_late marks events from earlier days delivered late.",
         ),
         "quarantine": dg.AssetOut(
             key=QUARANTINE,
             io_manager_key="lake_io_manager",
-            kinds={"spark", "parquet"},
+            kinds={"spark", "iceberg"},
             description="Rejected events with their delivered values and reject_reason.",
         ),
     },
@@ -99,7 +99,7 @@ def cleaned_user_events(context: dg.AssetExecutionContext, raw: pd.DataFrame, py
     group_name=GROUP,
     partitions_def=daily,
     io_manager_key="lake_io_manager",
-    kinds={"spark", "parquet"},
+    kinds={"spark", "iceberg"},
     ins={
         "window": dg.AssetIn(
             key=CLEANED,
@@ -124,17 +124,20 @@ def cleaned_user_events(context: dg.AssetExecutionContext, raw: pd.DataFrame, py
 def user_stats(
     context: dg.AssetExecutionContext,
     window: Any,
-    previous: pd.DataFrame | None,
+    previous: Any,
     pyspark: SparkResource,
 ) -> pd.DataFrame:
     """Incremental, day by day: yesterday's totals plus a week of events, never the whole history."""
     day = partition_day(context)
-    # One upstream partition arrives as a frame, several as a dict by partition key (UPathIOManager).
+    # One upstream partition arrives as a frame, several as a dict by partition key (the lake IO manager reads
+    # each day's partition of cleaned.user_events; days not in the table are left out).
     events = (
         window
         if isinstance(window, dict)
         else ({context.partition_key: window} if window is not None else {})
     )
+    # The day before the first partition maps to no upstream partition: the lake IO manager hands an empty
+    # dict for it (None when yesterday's partition is missing); both mean "no previous day".
     previous_frame = previous if isinstance(previous, pd.DataFrame) else None
     if previous_frame is None and day > SAMPLE_START:
         raise dg.Failure(

@@ -1,7 +1,8 @@
 """The user-events ETL in Spark: cleaning and per-user daily features.
 
-Inputs and outputs are pandas frames (the lake IO manager stores them, locally or on S3); the work between
-is Spark, so the same functions run on a local Spark or a cluster.
+Inputs and outputs are pandas frames (the lake IO manager reads and writes them as partitions of Iceberg
+tables; a day is small, so a pandas frame per day is fine); the work between is Spark, so the same functions
+run on a local Spark or a cluster.
 """
 
 from __future__ import annotations
