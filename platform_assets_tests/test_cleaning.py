@@ -163,3 +163,44 @@ def test_a_review_id_with_control_format_or_whitespace_characters_is_quarantined
     # A review_id that is only whitespace is still a missing one.
     blank = clean_reviews(raw_frame([{"review_id": " \t "}])).quarantine
     assert blank["reject_reason"].tolist() == ["missing_review_id"]
+
+
+@pytest.mark.parametrize("rows", [600, 2000])
+def test_delivery_by_delivery_gives_the_same_split_as_everything_at_once(tmp_path, rows: int) -> None:
+    """Earlier deliveries' keys (review_id, _content_key) stand in for their rows: cleaning the files one by
+    one, each against the keys cleaned before it, quarantines exactly the rows (and reasons) that cleaning
+    them all at once does, duplicates across files included."""
+    import pyarrow as pa
+
+    write_sample_reviews(tmp_path, rows=rows)
+    everything, report = read_landing(tmp_path, REVIEW_SCHEMA)
+    at_once = clean_reviews(everything)
+    assert len(report.files) > 1
+
+    cleaned_parts, quarantine_parts, history = [], [], None
+    for name in report.files:
+        raw = everything[everything["_source_file"] == name].reset_index(drop=True)
+        result = clean_reviews(raw, history)
+        cleaned_parts.append(result.cleaned)
+        quarantine_parts.append(result.quarantine)
+        keys = pd.concat(cleaned_parts)[["review_id", "_content_key"]]
+        history = pa.Table.from_pandas(keys, preserve_index=False)
+    one_by_one = pd.concat(cleaned_parts, ignore_index=True)
+    rejected = pd.concat(quarantine_parts, ignore_index=True)
+
+    assert one_by_one["review_id"].tolist() == at_once.cleaned["review_id"].tolist()
+    pd.testing.assert_series_equal(one_by_one["_content_key"], at_once.cleaned["_content_key"])
+
+    def reasons(frame: pd.DataFrame) -> dict[tuple[str, int], str]:
+        return dict(
+            zip(
+                zip(frame["_source_file"], frame["_source_line"], strict=True),
+                frame["reject_reason"],
+                strict=True,
+            )
+        )
+
+    assert reasons(rejected) == reasons(at_once.quarantine)
+    # The sample repeats ids and texts across files: those are found through the history's keys.
+    across = rejected["reject_detail"].str.contains("earlier delivery")
+    assert across.sum() > 0

@@ -25,6 +25,7 @@ from platform_assets.defs.reviews.assets import (
     embedded_reviews,
     raw_reviews,
 )
+from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib import embedding as emb
 from platform_assets.lib.config import PlatformSettings, get_settings
 from platform_assets.lib.embedding import TextEmbedder, export_cache
@@ -287,6 +288,8 @@ def test_unknown_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 # ------------------------------------------------------------------------------- a table switched to int8
 
 ROWS = 40
+# The one delivery (a review_deliveries partition) the table's rows came in: embedded/reviews runs per delivery.
+DELIVERY = "reviews_backends.csv"
 
 
 def cleaned_frame() -> pd.DataFrame:
@@ -301,12 +304,16 @@ def cleaned_frame() -> pd.DataFrame:
             "rating": [1 + i % 5 for i in range(ROWS)],
             "text": texts,
             "created_at": pd.to_datetime(["2026-01-01"] * ROWS, utc=True),
+            "_source_file": DELIVERY,
         }
     )
 
 
 def embed_with(backend: str, **embedder: object) -> dict:
-    """Materialize embedded/reviews (its cleaned input read from the lake) with `backend`; its metadata."""
+    """Materialize embedded/reviews for DELIVERY (its cleaned input read from the lake) with `backend`; its
+    metadata."""
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(review_deliveries.name, [DELIVERY])
     result = dg.materialize(
         [raw_reviews, cleaned_reviews, embedded_reviews],
         selection=[EMBEDDED],
@@ -314,7 +321,8 @@ def embed_with(backend: str, **embedder: object) -> dict:
             **shared_resources(),
             "embedder": TextEmbedder(ray=RayResource(), backend=backend, gpus_per_actor=0, **embedder),
         },
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance,
+        partition_key=DELIVERY,
     )
     assert result.success
     (event,) = result.get_asset_materialization_events()
@@ -331,7 +339,10 @@ def test_switching_a_table_to_int8_reembeds_every_row(
     platform_env: PlatformSettings, exported: dict, torch_vectors: np.ndarray
 ) -> None:
     frame = cleaned_frame()
-    write_table(open_catalog(), "cleaned/reviews", frame)
+    # cleaned/reviews is partitioned by delivery on _source_file: the rows go in as DELIVERY's partition.
+    write_table(
+        open_catalog(), "cleaned/reviews", frame, partition_column=DELIVERY_COLUMN, partition_key=DELIVERY
+    )
 
     first = embed_with("onnx")
     assert first["embedded_rows"] == ROWS and first["reembedded_for_backend_change"] == 0

@@ -12,6 +12,7 @@ from platform_assets.defs.quality.alerts import (
     check_failure_alert_sensor,
     run_failure_alert_sensor,
 )
+from platform_assets.defs.reviews.deliveries import register_deliveries
 from platform_assets.lib.config import PlatformSettings
 from platform_assets.lib.resources import shared_resources
 from platform_assets_tests.conftest import free_port
@@ -20,10 +21,12 @@ from platform_assets_tests.http_receiver import Receiver
 HEADER = "review_id,product_id,user_id,rating,text,created_at\n"
 
 
-def run_job(instance: dg.DagsterInstance, name: str = "reviews_job") -> dg.ExecuteInProcessResult:
+def run_delivery(instance: dg.DagsterInstance, delivery: str) -> dg.ExecuteInProcessResult:
+    """Run reviews_job for one delivery (its partition), as the landing sensor's run request does."""
+    register_deliveries(instance, [delivery])
     # `defs` resolved its resources when it was imported; this test's PLATFORM_DATA_DIR was set later.
-    return defs.resolve_job_def(name).execute_in_process(
-        instance=instance, raise_on_error=False, resources=shared_resources()
+    return defs.resolve_job_def("reviews_job").execute_in_process(
+        instance=instance, partition_key=delivery, raise_on_error=False, resources=shared_resources()
     )
 
 
@@ -40,7 +43,7 @@ def test_gate_mostly_garbage_delivery_never_reaches_embeddings(platform_env: Pla
     ]
     (landing / "garbage.csv").write_text(HEADER + "\n".join(rows) + "\n")
     with dg.instance_for_test() as instance:
-        result = run_job(instance)
+        result = run_delivery(instance, "garbage.csv")
         assert not result.success
         assert "embedded/reviews" not in materialized_keys(result)
         assert {"raw/reviews", "cleaned/reviews", "quarantine/reviews"} <= materialized_keys(result)
@@ -57,7 +60,7 @@ def test_gate_header_only_delivery_fails_the_contract(platform_env: PlatformSett
     landing.mkdir(parents=True)
     (landing / "empty.csv").write_text(HEADER)
     with dg.instance_for_test() as instance:
-        result = run_job(instance)
+        result = run_delivery(instance, "empty.csv")
     assert not result.success and "embedded/reviews" not in materialized_keys(result)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     contract = evaluations["cleaned_contract"]

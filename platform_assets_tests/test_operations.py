@@ -17,6 +17,8 @@ from platform_assets_tests.conftest import PROJECT_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+# The sample's deliveries: one reviews partition (and run) each.
+DELIVERIES = ["reviews_sample_001.csv", "reviews_sample_002.jsonl", "reviews_sample_003.parquet"]
 
 
 def platform_environment(data_dir: Path) -> dict[str, str]:
@@ -38,7 +40,7 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert "Runs: 7 of 7 succeeded (SUCCESS)" in out
+    assert "Runs: 9 of 9 succeeded (SUCCESS)" in out
     for key in (
         "raw/reviews",
         "cleaned/reviews",
@@ -62,14 +64,44 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     try:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs()
-            assert len(runs) == 7
+            assert len(runs) == 9
             assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
-            # The partitioned runs are the ones the domains' sensors requested: three days and one dataset.
+            # The partitioned runs are the ones the domains' sensors requested: the three sample deliveries
+            # (landing files), three days and one dataset.
             partitions = sorted(run.tags.get("dagster/partition", "") for run in runs)
-            assert partitions == ["", "", "", "2026-01-01", "2026-01-02", "2026-01-03", "sample_orders"]
+            assert partitions == sorted(
+                ["", "", *DELIVERIES, "2026-01-01", "2026-01-02", "2026-01-03", "sample_orders"]
+            )
             assert all(MAIN_RUN_KEY_TAG in run.tags for run in runs if run.tags.get("dagster/partition"))
 
-            # The 6-hourly quality job re-evaluates the checks on what make run left, recomputing nothing.
+            # Every reviews check ran, and passed, in each delivery's run.
+            reviews_checks = {
+                "raw_expectations",
+                "cleaned_contract",
+                "row_accounting",
+                "cleaned_yield",
+                "quarantine_expectations",
+                "embedded_expectations",
+                "embedded_matches_cleaned",
+            }
+            for run in runs:
+                if run.tags.get("dagster/partition") not in DELIVERIES:
+                    continue
+                evaluations = [
+                    record.dagster_event.event_specific_data
+                    for record in instance.all_logs(
+                        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                    )
+                ]
+                delivery_checks = {e.check_name: e.passed for e in evaluations}
+                assert reviews_checks <= set(delivery_checks), (
+                    run.tags["dagster/partition"],
+                    delivery_checks,
+                )
+                assert all(delivery_checks.values()), (run.tags["dagster/partition"], delivery_checks)
+
+            # The 6-hourly quality job re-evaluates the unpartitioned assets' checks on what make run left,
+            # recomputing nothing (the reviews checks run per delivery, in the runs above).
             keys = [
                 dg.AssetKey(path)
                 for path in (
@@ -93,17 +125,8 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
             ]
             assert result.get_asset_materialization_events() == []
             evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-            assert {
-                "raw_expectations",
-                "cleaned_contract",
-                "row_accounting",
-                "cleaned_yield",
-                "quarantine_expectations",
-                "embedded_expectations",
-                "embedded_matches_cleaned",
-                "training_set_contract",
-                "feast_registry_matches_code",
-            } <= set(evaluations)
+            assert {"training_set_contract", "feast_registry_matches_code"} <= set(evaluations)
+            assert not reviews_checks & set(evaluations)
             assert all(evaluations.values()), evaluations
             assert {key: instance.get_latest_materialization_event(key).run_id for key in keys} == before
     finally:

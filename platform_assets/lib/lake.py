@@ -562,27 +562,31 @@ class LakeIOManager(dg.ConfigurableIOManager):
         keys = list(context.asset_partition_keys)
         if not keys:  # the mapping reaches no upstream partition (e.g. the day before the first)
             return None
-        if len(keys) == 1:
-            value = read(partition_filter(column, keys))
-            if len(value) == 0 and allow_missing:
-                return None
-            if len(value) == 0:
-                raise FileNotFoundError(
-                    f"{context.asset_key.to_user_string()}: partition {keys[0]} has no rows in {name}; "
-                    "materialize it first"
-                )
-            return value
+        # A partition without rows is either written empty (a clean delivery's quarantine) or never written;
+        # only an input that allows missing partitions tells them apart (by the snapshots' partition keys).
+        written = _written_partitions(table) if allow_missing else set()
         values = {}
         for key in keys:
             value = read(partition_filter(column, [key]))
-            if len(value) == 0:
-                if allow_missing:
-                    continue
-                raise FileNotFoundError(
-                    f"{context.asset_key.to_user_string()}: partition {key} has no rows in {name}"
-                )
+            if len(value) == 0 and allow_missing and key not in written:
+                continue
             values[key] = value
+        if len(keys) == 1:
+            return values.get(keys[0])
         return values
+
+
+def _written_partitions(table: Table) -> set[str]:
+    """The partition keys any snapshot of `table` recorded (written, replaced or emptied)."""
+    return {
+        key
+        for snapshot in table.snapshots()
+        if (
+            key := (snapshot.summary.additional_properties if snapshot.summary else {}).get(
+                PARTITION_KEY_PROPERTY
+            )
+        )
+    }
 
 
 def partition_table_key(key: dg.AssetKey, partition_key: str) -> list[str]:

@@ -7,6 +7,9 @@ records the column, the original value and the file/line, so the cleaning layer 
 reason. Nothing is dropped silently: a file that is not read (a name that is not UTF-8, a symbolic link that
 leaves the landing directory, a format we do not read) is listed with the reason, and extra columns beyond
 the cap are listed by count and name.
+
+`read_landing` reads a whole directory into one frame; `iter_landing_file` streams ONE file in typed chunks
+of the same columns, rows and errors, in memory bounded by the chunk and one block of the file.
 """
 
 from __future__ import annotations
@@ -17,10 +20,10 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import dagster as dg
 import numpy as np
@@ -165,53 +168,81 @@ def landing_fingerprint(landing_dir: Path, include: Callable[[str], bool] | None
 
 
 def _decode_utf8(path: Path, data: bytes) -> str:
+    return _decode_block(path, data, 0).removeprefix("\ufeff")
+
+
+def _decode_block(path: Path, data: bytes, newlines_before: int) -> str:
+    """Decode bytes that start at the start of a line, after `newlines_before` line feeds of the file.
+
+    An error names the file's line (counting line feeds) and the byte column in that line.
+    """
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
+        line = newlines_before + data[: err.start].count(b"\n") + 1
         column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
         raise LandingFileError(
             f"{path}: line {line}, byte column {column}: not valid UTF-8 "
             f"(byte 0x{data[err.start]:02x}); re-encode the file as UTF-8"
         ) from None
-    return text.removeprefix("\ufeff")
 
 
 def _read_csv(path: Path, text: str) -> pd.DataFrame:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = _csv_header(path, reader)
+    if header is None:
+        return pd.DataFrame()
+    records: list[list[str]] = []
+    lines: list[int] = []
+    for record, line in _csv_records(path, reader, len(header), 0):
+        records.append(record)
+        lines.append(line)
+    return _csv_frame(records, lines, header)
+
+
+def _csv_header(path: Path, reader: Any) -> list[str] | None:
+    """The header read from the first line(s) of `reader`, names stripped; None when there is no line at all."""
     try:
         header = next(reader)
     except StopIteration:
-        return pd.DataFrame()
+        return None
     except csv.Error as err:
         raise LandingFileError(f"{path}: line 1: malformed CSV header: {err}") from None
     header = [name.strip() for name in header]
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
         raise LandingFileError(f"{path}: line 1: duplicate column name(s) {duplicated}")
-    records: list[list[str]] = []
-    lines: list[int] = []
-    record_start = reader.line_num + 1
+    return header
+
+
+def _csv_records(path: Path, reader: Any, width: int, lines_before: int) -> Iterator[tuple[list[str], int]]:
+    """Each record of a strict `csv.reader` with the file line it starts on; blank lines are skipped.
+
+    `lines_before` is how many lines of the file precede the first line the reader was given.
+    """
+    record_start = lines_before + reader.line_num + 1
     while True:
         try:
             record = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as err:
             raise LandingFileError(
                 f"{path}: line {record_start}: malformed CSV ({err}); check for an unbalanced quote "
                 f"in the record starting on that line"
             ) from None
         if not record:  # a blank line
-            record_start = reader.line_num + 1
+            record_start = lines_before + reader.line_num + 1
             continue
-        if len(record) != len(header):
+        if len(record) != width:
             raise LandingFileError(
-                f"{path}: line {record_start}: expected {len(header)} fields as in the header, got {len(record)}"
+                f"{path}: line {record_start}: expected {width} fields as in the header, got {len(record)}"
             )
-        records.append(record)
-        lines.append(record_start)
-        record_start = reader.line_num + 1
+        yield record, record_start
+        record_start = lines_before + reader.line_num + 1
+
+
+def _csv_frame(records: list[list[str]], lines: list[int], header: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(records, columns=header, dtype=object)
     # An empty CSV field is a missing value; a field of spaces is kept as delivered.
     frame = frame.where(frame != "", None)
@@ -222,7 +253,15 @@ def _read_csv(path: Path, text: str) -> pd.DataFrame:
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     rows: list[dict] = []
     lines: list[int] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for value, number in _jsonl_objects(path, text.splitlines(), 1):
+        rows.append(value)
+        lines.append(number)
+    return _jsonl_frame(rows, lines)
+
+
+def _jsonl_objects(path: Path, lines: list[str], first_number: int) -> Iterator[tuple[dict, int]]:
+    """Each JSON object of `lines` (as `str.splitlines` cuts them) with its line number; blank lines skipped."""
+    for number, line in enumerate(lines, start=first_number):
         if not line.strip():
             continue
         try:
@@ -235,8 +274,10 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
             raise LandingFileError(
                 f"{path}: line {number}: expected a JSON object, got {type(value).__name__}"
             )
-        rows.append(value)
-        lines.append(number)
+        yield value, number
+
+
+def _jsonl_frame(rows: list[dict], lines: list[int]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, dtype=object) if rows else pd.DataFrame()
     frame["_source_line"] = lines
     return frame
@@ -459,8 +500,6 @@ def _read_plain_csv_with_arrow(data: bytes) -> pa.Table | None:
     ragged rows, duplicate or odd headers) returns None and the strict reader handles the file, with its
     precise errors.
     """
-    import pyarrow.csv as pacsv
-
     header_end = data.find(b"\n")
     if header_end < 0 or b"\r" in data[: header_end - 1]:  # a CR inside the header line is a line break too
         return None
@@ -471,8 +510,15 @@ def _read_plain_csv_with_arrow(data: bytes) -> pa.Table | None:
     header = [name.strip() for name in header]
     if len(set(header)) != len(header) or not all(header):
         return None
-    body = data[header_end + 1 :]
-    if not _quoting_is_plain(body):
+    return _read_plain_csv_body_with_arrow(header, data[header_end + 1 :])
+
+
+def _read_plain_csv_body_with_arrow(header: list[str], body: bytes) -> pa.Table | None:
+    """`_read_plain_csv_with_arrow` after the header line: `body`'s rows numbered as if the header were line 1."""
+    import pyarrow.csv as pacsv
+
+    # Arrow drops a byte-order mark at the start of what it reads; there it is a value's first character.
+    if body.startswith(b"\xef\xbb\xbf") or not _quoting_is_plain(body):
         return None
     try:
         table = pacsv.read_csv(
@@ -528,23 +574,8 @@ def read_landing(
         display_name(p.relative_to(landing_dir)): reason for p, reason in ignored.items()
     }
     report.ignored_files = list(report.ignored_reasons)
-    extra_columns = report.extra_columns
-    kept: set[str] = set()
-    dropped: dict[str, None] = {}  # an ordered set
-
-    def columns_to_keep(names: list[str], rows: int) -> list[str]:
-        """One file's columns without the extra ones beyond the cap (a file without rows adds none)."""
-        keep = []
-        for name in names:
-            if name not in schema and name not in LINEAGE_COLUMNS and name not in kept:
-                if not rows or (max_extra_columns is not None and len(kept) >= max_extra_columns):
-                    if rows:
-                        dropped[name] = None
-                    continue
-                kept.add(name)
-                extra_columns.append(name)
-            keep.append(name)
-        return keep
+    extras = _ExtraColumns(schema, max_extra_columns)
+    report.extra_columns = extras.kept
 
     def read_typed(path: Path) -> pd.DataFrame | None:
         if path.stat().st_size == 0:
@@ -553,13 +584,9 @@ def read_landing(
         names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
         if len(rows) == 0 and len(names) <= 1:
             return _empty_frame(schema, [])
-        missing = [name for name in schema if name not in names]
-        if missing:
-            found = [c for c in names if c != "_source_line"]
-            more = f" and {len(found) - 20} more" if len(found) > 20 else ""
-            raise LandingFileError(f"{path}: missing required column(s) {missing}; found {found[:20]}{more}")
+        _check_required(path, schema, names)
         # Dropped before typing: a file of thousands of columns costs no more than one within the cap.
-        keep = columns_to_keep(names, len(rows))
+        keep = extras.keep(names, len(rows))
         relative = str(path.relative_to(landing_dir))
         if isinstance(rows, pa.Table):
             return _type_table(rows.select(keep), schema, relative)
@@ -568,7 +595,8 @@ def read_landing(
         return _type_frame(rows, schema, relative)
 
     typed = [read_typed(path) for path in files]
-    report.dropped_columns = list(dropped)
+    extra_columns = extras.kept
+    report.dropped_columns = list(extras.dropped)
     frames: list[pd.DataFrame] = []
     for path, frame in zip(files, typed, strict=True):
         relative = str(path.relative_to(landing_dir))
@@ -590,6 +618,39 @@ def read_landing(
     combined["_ingest_error"] = combined["_ingest_error"].astype("string")
     report.rows_with_type_errors = int(combined["_ingest_error"].notna().sum())
     return combined, report
+
+
+class _ExtraColumns:
+    """Which extra columns (not in the schema) are kept: the first `cap` seen, in order of appearance."""
+
+    def __init__(self, schema: Mapping[str, ColumnType], cap: int | None) -> None:
+        self.schema = schema
+        self.cap = cap
+        self.kept: list[str] = []
+        self._kept: set[str] = set()
+        self.dropped: dict[str, None] = {}  # an ordered set
+
+    def keep(self, names: list[str], rows: int) -> list[str]:
+        """`names` without the extra ones beyond the cap; names of a file (or chunk) without rows add none."""
+        keep = []
+        for name in names:
+            if name not in self.schema and name not in LINEAGE_COLUMNS and name not in self._kept:
+                if not rows or (self.cap is not None and len(self._kept) >= self.cap):
+                    if rows:
+                        self.dropped[name] = None
+                    continue
+                self._kept.add(name)
+                self.kept.append(name)
+            keep.append(name)
+        return keep
+
+
+def _check_required(path: Path, schema: Mapping[str, ColumnType], names: list[str]) -> None:
+    missing = [name for name in schema if name not in names]
+    if missing:
+        found = [c for c in names if c != "_source_line"]
+        more = f" and {len(found) - 20} more" if len(found) > 20 else ""
+        raise LandingFileError(f"{path}: missing required column(s) {missing}; found {found[:20]}{more}")
 
 
 def _with_columns(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -653,3 +714,444 @@ def report_metadata(
         "dropped_extra_columns": len(dropped),
         "dropped_extra_columns_sample": dg.MetadataValue.json([name[:100] for name in dropped[:20]]),
     }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Streaming one landing file in chunks, so that a delivery of millions of rows is never held whole in memory.
+
+DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+
+
+class LandingFileStream(Iterator[pd.DataFrame]):
+    """The typed rows of ONE landing file, in chunks of at most `chunk_rows` rows, in file order.
+
+    Each chunk has the columns and dtypes that `read_landing` gives for the file alone: the schema's columns
+    (typed), the extra columns kept so far (strings), `_source_file` (string), `_source_line` (int64) and
+    `_ingest_error` (string). Concatenated, the chunks are `read_landing(landing_dir, schema, include=<only
+    this file>, max_extra_columns=...)`'s frame, row for row. A file without rows (empty, header only, or not
+    read) yields one empty frame with the schema's columns, so a writer always learns the schema.
+
+    Memory stays bounded by the chunk and about one block of `block_bytes` (16 MiB) of the file for CSV and
+    JSON Lines (a block is longer only for a record that is), or one Parquet row group, whatever the file's
+    size. CSV blocks go through the Arrow fast path where it applies and the strict reader where it does not,
+    block by block, with exact line numbers either way.
+
+    `report` (a `LandingReport` for this file alone) fills in as the chunks are yielded and is final once
+    `complete` is True (the iteration ended without error). Errors are `read_landing`'s (`LandingFileError`
+    naming the file and line), raised when the bad part is reached, so chunks may have been yielded before
+    one: commit nothing until the iteration ends. Two differences, both for broken files: in a file of
+    several blocks the first problem in file order is reported (`read_landing` reports a UTF-8 error
+    anywhere before a malformed record); and a required column missing from a CSV or Parquet file is
+    reported after the rest of the file has been checked, as `read_landing` does, but without yielding rows.
+
+    JSON Lines rows may bring new keys: an extra column first seen in a later chunk is kept if the cap still
+    allows (first-seen order, as `read_landing`), so a later chunk may have columns an earlier one lacks;
+    union the schemas by name. A required column first seen in a later chunk is null in the earlier ones;
+    one never seen fails the file at its end.
+
+    Use it as an iterator, or in a `with` block to close the file if you stop early.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        landing_dir: Path,
+        schema: Mapping[str, ColumnType],
+        *,
+        max_extra_columns: int | None = None,
+        chunk_rows: int = 200_000,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+    ) -> None:
+        if chunk_rows < 1 or block_bytes < 1:
+            raise ValueError(
+                f"chunk_rows and block_bytes must be positive, got {chunk_rows} and {block_bytes}"
+            )
+        try:
+            self.relative = str(path.relative_to(landing_dir))
+        except ValueError:
+            raise ValueError(f"{path} is not under the landing directory {landing_dir}") from None
+        self.path = path
+        self.landing_dir = landing_dir
+        self.schema = dict(schema)
+        self.chunk_rows = chunk_rows
+        self.block_bytes = block_bytes
+        self.report = LandingReport(max_extra_columns=max_extra_columns)
+        # True once every chunk has been yielded without error: only then is `report` the file's.
+        self.complete = False
+        self._chunks = self._read()
+
+    def __next__(self) -> pd.DataFrame:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop early: close the file."""
+        self._chunks.close()
+
+    def __enter__(self) -> LandingFileStream:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _read(self) -> Iterator[pd.DataFrame]:
+        path, relative, report, schema = self.path, self.relative, self.report, self.schema
+        reason = self._refusal()
+        if reason is not None:
+            name = display_name(relative)
+            report.ignored_reasons = {name: reason}
+            report.ignored_files = [name]
+            yield from self._finish_empty()
+            return
+        report.files = [relative]
+        report.rows_per_file = {relative: 0}
+        if path.stat().st_size == 0:
+            report.empty_files = [relative]
+            yield from self._finish_empty()
+            return
+        extras = _ExtraColumns(schema, report.max_extra_columns)
+        report.extra_columns = extras.kept
+        seen: dict[str, None] = {}  # every column name met so far, in order (JSON Lines keys may come late)
+        # CSV and Parquet name every column up front: a required one missing stays missing.
+        fixed_columns = path.suffix.lower() not in JSONL_SUFFIXES
+        missing_for_good = False
+        for raw in self._raw_chunks():
+            names = raw.column_names if isinstance(raw, pa.Table) else list(raw.columns)
+            seen.update(dict.fromkeys(names))
+            if len(raw) == 0 or missing_for_good:
+                continue
+            absent = [name for name in schema if name not in names]
+            if absent and fixed_columns:
+                # Read on without typing, so that a malformed part later in the file is reported first,
+                # as `read_landing` does; the missing column is reported at the end.
+                missing_for_good = True
+                continue
+            keep = extras.keep(names, len(raw))
+            if isinstance(raw, pa.Table):
+                frame = _type_table(raw.select(keep), schema, relative)
+            else:
+                raw = raw[keep]
+                for name in absent:  # a key no row of this chunk has, met earlier or to come: missing here
+                    raw[name] = pd.Series(np.nan, index=raw.index, dtype=object)
+                raw["_source_file"] = relative
+                frame = _type_frame(raw, schema, relative)
+            frame = _finish_chunk(frame, [*schema, *extras.kept, *LINEAGE_COLUMNS], extras.kept)
+            report.rows_per_file[relative] += len(frame)
+            report.rows_with_type_errors += int(frame["_ingest_error"].notna().sum())
+            report.dropped_columns = list(extras.dropped)
+            yield frame
+        names = list(seen)
+        if report.rows_per_file[relative] or any(name != "_source_line" for name in names):
+            _check_required(path, schema, names)
+        if not report.rows_per_file[relative]:
+            yield from self._finish_empty()
+            return
+        self.complete = True
+
+    def _finish_empty(self) -> Iterator[pd.DataFrame]:
+        # Complete before the yield: a caller that stops after the last chunk still sees the final report.
+        self.complete = True
+        yield _empty_frame(self.schema, [])
+
+    def _refusal(self) -> str | None:
+        relative = Path(self.relative)
+        if _is_hidden_or_partial(relative):
+            # `read_landing` passes over these silently; a file asked for by name is never skipped silently.
+            return "hidden or partial file (a transfer in progress)"
+        if not self.path.exists() and not self.path.is_symlink():
+            raise LandingFileError(
+                f"{self.path}: no such landing file (moved or deleted since it was listed)"
+            )
+        return _refusal(self.path, relative, self.landing_dir.resolve())
+
+    def _raw_chunks(self) -> Iterator[pa.Table | pd.DataFrame]:
+        """The file's rows untyped (an Arrow table or a frame of objects, with `_source_line`), a chunk at a
+        time; a first chunk without rows may come to give the column names."""
+        suffix = self.path.suffix.lower()
+        if suffix in PARQUET_SUFFIXES:
+            yield from _parquet_chunks(self.path, self.chunk_rows)
+            return
+        with self.path.open("rb") as file:
+            blocks = _Blocks(file, self.block_bytes)
+            if suffix in CSV_SUFFIXES:
+                yield from _csv_chunks(self.path, blocks, self.chunk_rows)
+            else:
+                yield from _jsonl_chunks(self.path, blocks, self.chunk_rows)
+
+
+def iter_landing_file(
+    path: Path,
+    landing_dir: Path,
+    schema: Mapping[str, ColumnType],
+    *,
+    max_extra_columns: int | None = None,
+    chunk_rows: int = 200_000,
+    block_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> LandingFileStream:
+    """Stream one landing file as typed DataFrames of at most `chunk_rows` rows (see `LandingFileStream`).
+
+    The result is an iterator of frames; its `.report` is the file's `LandingReport`, final once
+    `.complete` is True::
+
+        stream = iter_landing_file(path, landing_dir, REVIEW_SCHEMA, chunk_rows=100_000)
+        for chunk in stream:
+            write(chunk)
+        report = stream.report
+    """
+    return LandingFileStream(
+        path,
+        landing_dir,
+        schema,
+        max_extra_columns=max_extra_columns,
+        chunk_rows=chunk_rows,
+        block_bytes=block_bytes,
+    )
+
+
+def _finish_chunk(frame: pd.DataFrame, columns: list[str], extra_columns: list[str]) -> pd.DataFrame:
+    """A typed chunk with `read_landing`'s column order and dtypes."""
+    for name in columns:
+        if name not in frame.columns:
+            frame[name] = pd.array([pd.NA] * len(frame), dtype="string")
+    for name in extra_columns:
+        frame[name] = _as_strings(frame[name])
+    frame["_source_file"] = frame["_source_file"].astype("string")
+    frame["_source_line"] = frame["_source_line"].astype("int64")
+    frame["_ingest_error"] = frame["_ingest_error"].astype("string")
+    return frame.reindex(columns=columns)
+
+
+class _Blocks:
+    """A file read in blocks of about `block_bytes` that end just after a line feed, so that no line (and no
+    UTF-8 character) is cut; a block longer than that only for a line, or a record, that is longer."""
+
+    def __init__(self, file: IO[bytes], block_bytes: int) -> None:
+        self._file = file
+        self._block_bytes = block_bytes
+        self._pending = b""
+        self._eof = False
+
+    def next(self, cut: Callable[[bytes], int]) -> bytes | None:
+        """The next block: the bytes before `cut(bytes)` (0 when there is no place to cut yet: read more);
+        the rest of the file at its end; None after that."""
+        grow = False
+        while True:
+            if not self._eof and (grow or len(self._pending) < self._block_bytes):
+                size = self._block_bytes if grow else self._block_bytes - len(self._pending)
+                more = self._file.read(size)
+                if more:
+                    self._pending += more
+                else:
+                    self._eof = True
+            if self._eof:
+                block, self._pending = self._pending, b""
+                return block or None
+            end = cut(self._pending)
+            if end > 0:
+                block, self._pending = self._pending[:end], self._pending[end:]
+                return block
+            grow = True
+
+    def unread(self, block: bytes) -> None:
+        self._pending = block + self._pending
+
+    def each(self, cut: Callable[[bytes], int]) -> Iterator[bytes]:
+        while (block := self.next(cut)) is not None:
+            yield block
+
+
+def _after_first_line_feed(data: bytes) -> int:
+    return data.find(b"\n") + 1
+
+
+def _after_last_line_feed(data: bytes) -> int:
+    return data.rfind(b"\n") + 1
+
+
+def _after_last_line_feed_outside_quotes(data: bytes) -> int:
+    """After the last line feed with an even number of quotes before it: where a record ends when the quoting
+    is well-formed (checked afterwards by `_quoting_is_plain`; where it is not, the strict reader goes on)."""
+    text = np.frombuffer(data, dtype=np.uint8)
+    line_feeds = np.flatnonzero(text == ord("\n"))
+    quotes = np.flatnonzero(text == ord('"'))
+    outside = line_feeds[np.searchsorted(quotes, line_feeds) % 2 == 0]
+    return int(outside[-1]) + 1 if len(outside) else 0
+
+
+def _csv_line_count(block: bytes) -> int:
+    """Lines in a block, as the csv module counts them: CR LF, a bare CR and a bare LF each end one."""
+    return block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+
+
+def _plain_header(line: bytes) -> list[str] | None:
+    """The names of a one-line header the Arrow fast path takes as is; None for anything unusual."""
+    if not line.endswith(b"\n") or b"\r" in line[:-2]:  # a CR inside the header line is a line break too
+        return None
+    try:
+        header = next(csv.reader([line[:-1].decode("utf-8").rstrip("\r")], strict=True))
+    except (csv.Error, StopIteration, UnicodeDecodeError):
+        return None
+    header = [name.strip() for name in header]
+    if not header or len(set(header)) != len(header) or not all(header):
+        return None
+    return header
+
+
+def _csv_chunks(path: Path, blocks: _Blocks, chunk_rows: int) -> Iterator[pa.Table | pd.DataFrame]:
+    """A CSV file's rows, with exact line numbers: each block that starts and ends at a record boundary
+    through the Arrow fast path (with the header line before it), else through the strict reader.
+
+    A block ends at its last line feed outside quotes by quote parity, which is a record boundary when the
+    block's quoting is well-formed (the fast path checks it). Where the fast path declines, the strict reader
+    reads on from the block's start, line by line, and hands back to the fast path at the first record that
+    ends a block: one stray quote (`15" screen` in an unquoted value) costs one block of strict reading, and
+    a quoted value spanning blocks is read whole.
+    """
+    import pyarrow.compute as pc
+
+    head = blocks.next(_after_first_line_feed)
+    if head is None:
+        return
+    header = _plain_header(head.removeprefix(_BOM))
+    if header is None:  # an unusual header: the strict reader reads the whole file
+        blocks.unread(head)
+        yield from _strict_csv_run(path, blocks, chunk_rows, None, 0, 0)
+        return
+    yield _csv_frame([], [], header)
+    lines_before = newlines_before = 1  # before the next block: lines as the csv module counts them; LFs
+    while (block := blocks.next(_after_last_line_feed)) is not None:
+        end = _after_last_line_feed_outside_quotes(block)
+        if 0 < end < len(block):
+            blocks.unread(block[end:])
+            block = block[:end]
+        table = _read_plain_csv_body_with_arrow(header, block) if end else None
+        if table is None:
+            blocks.unread(block)
+            position = yield from _strict_csv_run(
+                path, blocks, chunk_rows, header, lines_before, newlines_before
+            )
+            if position is None:
+                return
+            lines_before, newlines_before = position
+            continue
+        last = table.num_columns - 1  # `_source_line`, numbered as if the block followed the header
+        table = table.set_column(last, "_source_line", pc.add(table.column(last), lines_before - 1))
+        for start in range(0, table.num_rows, chunk_rows):
+            yield table.slice(start, chunk_rows)
+        lines_before += _csv_line_count(block)
+        newlines_before += block.count(b"\n")
+
+
+def _strict_csv_run(
+    path: Path,
+    blocks: _Blocks,
+    chunk_rows: int,
+    header: list[str] | None,
+    lines_before: int,
+    newlines_before: int,
+) -> Generator[pd.DataFrame, None, tuple[int, int] | None]:
+    """Records of the strict reader from the start of the next block, `chunk_rows` at a time.
+
+    With `header` None the blocks start the file, the header is read from them and the run goes to the end
+    of the file. Otherwise the run stops after the first record that ends a block and returns the counts of
+    lines before the next one (as the csv module counts them, and line feeds), for the fast path to go on;
+    None at the end of the file.
+    """
+    lines = _CsvLines(path, blocks, newlines_before, at_start=header is None)
+    reader = csv.reader(lines, strict=True)
+    hand_back = header is not None
+    if header is None:
+        header = _csv_header(path, reader)
+        if header is None:
+            return None
+        yield _csv_frame([], [], header)
+    records: list[list[str]] = []
+    numbers: list[int] = []
+    ended_block = False
+    for record, number in _csv_records(path, reader, len(header), lines_before):
+        records.append(record)
+        numbers.append(number)
+        if len(records) == chunk_rows:
+            yield _csv_frame(records, numbers, header)
+            records, numbers = [], []
+        if hand_back and lines.block_end:
+            ended_block = True
+            break
+    if records:
+        yield _csv_frame(records, numbers, header)
+    return (lines_before + reader.line_num, lines.newlines_before) if ended_block else None
+
+
+class _CsvLines:
+    """The lines of the next blocks, decoded and cut as `io.StringIO(text, newline="")` cuts them (what the
+    csv module expects), UTF-8 errors naming the file's line. `block_end` tells whether the last line given
+    ended a block: a record that ends there ends the block too."""
+
+    def __init__(self, path: Path, blocks: _Blocks, newlines_before: int, at_start: bool) -> None:
+        self.path = path
+        self.blocks = blocks
+        self.newlines_before = newlines_before
+        self.at_start = at_start
+        self.block_end = False
+
+    def __iter__(self) -> Iterator[str]:
+        for block in self.blocks.each(_after_last_line_feed):
+            text = _decode_block(self.path, block, self.newlines_before)
+            if self.at_start:
+                text, self.at_start = text.removeprefix("\ufeff"), False
+            self.newlines_before += block.count(b"\n")
+            lines = iter(io.StringIO(text, newline=""))
+            line = next(lines, None)
+            while line is not None:
+                following = next(lines, None)
+                self.block_end = following is None
+                yield line
+                line = following
+
+
+def _jsonl_chunks(path: Path, blocks: _Blocks, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """A JSON Lines file's objects, `chunk_rows` at a time, numbered as `_read_jsonl` numbers them."""
+    rows: list[dict] = []
+    numbers: list[int] = []
+    first_number, newlines_before, at_start = 1, 0, True
+    for block in blocks.each(_after_last_line_feed):
+        text = _decode_block(path, block, newlines_before)
+        if at_start:
+            text, at_start = text.removeprefix("\ufeff"), False
+        # Each block ends with a line feed, so its lines are the file's (`splitlines` cuts at more than LF).
+        lines = text.splitlines()
+        for value, number in _jsonl_objects(path, lines, first_number):
+            rows.append(value)
+            numbers.append(number)
+            if len(rows) == chunk_rows:
+                yield _jsonl_frame(rows, numbers)
+                rows, numbers = [], []
+        first_number += len(lines)
+        newlines_before += block.count(b"\n")
+    if rows:
+        yield _jsonl_frame(rows, numbers)
+
+
+def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pa.Table]:
+    """A Parquet file's rows in batches (never more than a row group in memory); the row number (1-based)
+    stands in for a line, as in `_read_parquet`."""
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise LandingFileError(f"{path}: not a readable Parquet file: {err}") from None
+    with parquet:
+        yield parquet.schema_arrow.empty_table().append_column("_source_line", pa.array([], pa.int64()))
+        batches = parquet.iter_batches(batch_size=chunk_rows)
+        first = 1
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise LandingFileError(f"{path}: not a readable Parquet file: {err}") from None
+            lines = pa.array(np.arange(first, first + batch.num_rows), pa.int64())
+            first += batch.num_rows
+            yield pa.Table.from_batches([batch]).append_column("_source_line", lines)

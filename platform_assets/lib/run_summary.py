@@ -50,7 +50,11 @@ class RunSummary:
                 self.quarantine_reasons.setdefault(key, Counter()).update(dict(metadata["reasons"]))
             for note in ("embedded_rows", "embedding_backend", "users", "entity_rows", "online_store"):
                 if note in metadata:
-                    self.notes[f"{key} {note}"] = str(metadata[note])
+                    value, name = metadata[note], f"{key} {note}"
+                    # A count over partitions (each delivery's embedded rows) adds up; a setting is the last seen.
+                    if isinstance(value, int) and name in self.notes and self.notes[name].isdigit():
+                        value += int(self.notes[name])
+                    self.notes[name] = str(value)
         for evaluation in result.get_asset_check_evaluations():
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             (self.checks_passed if evaluation.passed else self.checks_failed).append(f"{name} [{label}]")

@@ -54,9 +54,25 @@ def has_vector_index(table: lancedb.table.Table) -> bool:
     return any(VECTOR_COLUMN in index.columns for index in table.list_indices())
 
 
-def read_columns(table: lancedb.table.Table, columns: list[str]) -> pa.Table:
-    """Every row of `table`, only `columns` (a scan, not a vector search)."""
-    return table.search().select(columns).limit(max(1, table.count_rows())).to_arrow()
+def read_columns(table: lancedb.table.Table, columns: list[str], where: str | None = None) -> pa.Table:
+    """Every row of `table` (or those matching the SQL filter `where`), only `columns` (a scan, not a vector
+    search)."""
+    query = table.search().select(columns)
+    if where is not None:
+        query = query.where(where, prefilter=True)
+    return query.limit(max(1, table.count_rows(where))).to_arrow()
+
+
+def sql_string(value: str) -> str:
+    """`value` as a SQL string literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def equals_any(column: str, values: list[str]) -> str:
+    """A LanceDB filter: `column` equals one of `values` (strings)."""
+    if len(values) == 1:
+        return f"{column} = {sql_string(values[0])}"
+    return f"{column} IN ({', '.join(sql_string(v) for v in values)})"
 
 
 _URI_DESCRIPTION = (
@@ -131,24 +147,37 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
             )
         name = self._table_name(context)
         data = to_arrow(obj, self.vector_dim)
+        # A partitioned asset (metadata `lancedb/partition_column`) owns the rows of its partition only: what it
+        # no longer has is deleted there, the other partitions' rows are never touched.
+        partition_column = definition_metadata.get("lancedb/partition_column")
+        scope = (
+            f"{partition_column} = {sql_string(context.partition_key)}"
+            if partition_column and context.has_asset_partitions
+            else "true"
+        )
         db = self._db()
         table = open_table(db, name)
         if table is None:
             table = db.create_table(name, data)
             mode = "created"
+        elif table.schema != data.schema and scope != "true":
+            raise ValueError(
+                f"LanceDB table {name!r}: this partition's columns ({data.schema.names}) differ from the table's "
+                f"({table.schema.names}); a partition cannot change the table's schema (rebuild the table)"
+            )
         elif table.schema != data.schema:
             # A new or retyped column cannot be merged; a full overwrite is still one atomic new version.
             table = db.create_table(name, data, mode="overwrite")
             mode = "overwritten (schema changed)"
         elif data.num_rows == 0:
-            table.delete("true")
-            mode = "emptied"
+            table.delete(scope)
+            mode = "emptied" if scope == "true" else "partition emptied"
         else:
             (
                 table.merge_insert(str(key))
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
-                .when_not_matched_by_source_delete()
+                .when_not_matched_by_source_delete(None if scope == "true" else scope)
                 .execute(data)
             )
             mode = "merged"
@@ -161,7 +190,11 @@ class LanceDBIOManager(dg.ConfigurableIOManager):
         preview = data.slice(0, 10).to_pandas()
         context.add_output_metadata(
             {
-                "dagster/row_count": dg.MetadataValue.int(table.count_rows()),
+                # A partition's rows (the table holds every partition's: lancedb/table_rows).
+                "dagster/row_count": dg.MetadataValue.int(
+                    table.count_rows() if scope == "true" else data.num_rows
+                ),
+                "lancedb/table_rows": dg.MetadataValue.int(table.count_rows()),
                 "dagster/column_schema": column_schema(preview),
                 "dagster/uri": dg.MetadataValue.text(f"{self.resolved_uri()}/{name}.lance"),
                 "lancedb/table": name,

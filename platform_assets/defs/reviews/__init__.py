@@ -4,13 +4,11 @@ import dagster as dg
 
 from platform_assets.defs.reviews import assets, checks
 from platform_assets.defs.reviews.jobs import reviews_job
-from platform_assets.defs.reviews.schedules import reviews_daily_schedule
 from platform_assets.defs.reviews.sensors import reviews_landing_sensor
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules([assets]),
     asset_checks=dg.load_asset_checks_from_modules([checks]),
     jobs=[reviews_job],
-    schedules=[reviews_daily_schedule],
     sensors=[reviews_landing_sensor],
 )

@@ -6,6 +6,7 @@ shown in the UI and the quality scores below are derived from it.
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
@@ -20,6 +21,7 @@ from platform_assets.defs.reviews.contract import (
     QUARANTINED_REVIEWS,
     RAW_REVIEWS,
 )
+from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.embedding import (
     EMBEDDING_DIM,
@@ -28,10 +30,14 @@ from platform_assets.lib.embedding import (
     TextEmbedder,
     content_hash,
 )
+from platform_assets.lib.lake import PARTITION_COLUMN_METADATA
 from platform_assets.lib.landing import LandingFileError, read_landing, report_metadata
 from platform_assets.lib.quality import cleaning_outputs, pandera_dagster_type, score_metadata
-from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, read_columns
+from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, equals_any, read_columns
 from platform_assets.ops.k8s_config import embedding_op_tags
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 GROUP = "reviews"
 FRESHNESS_LIMIT = timedelta(hours=2)
@@ -53,9 +59,14 @@ CleanedReviewsType = pandera_dagster_type(
 )
 
 
+# Every reviews table is partitioned by delivery on `_source_file`, which holds the partition key.
+PARTITIONED_BY_DELIVERY = {PARTITION_COLUMN_METADATA: DELIVERY_COLUMN}
+
+
 @dg.asset(
     key=RAW,
     group_name=GROUP,
+    partitions_def=review_deliveries,
     io_manager_key="lake_io_manager",
     # Collection nodes deliver into the landing zone through lake sync: lineage node → landing → raw.
     deps=[dg.AssetDep(LAKE_SYNC, partition_mapping=dg.AllPartitionMapping())],
@@ -64,31 +75,34 @@ CleanedReviewsType = pandera_dagster_type(
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=FRESHNESS_LIMIT, warn_window=FRESHNESS_LIMIT / 2
     ),
-    kinds={"pandas", "parquet"},
+    kinds={"pandas", "iceberg"},
     owners=["team:data-platform"],
-    metadata=RAW_REVIEWS.definition_metadata(),
+    metadata={**RAW_REVIEWS.definition_metadata(), **PARTITIONED_BY_DELIVERY},
     description=(
-        "Reviews as delivered: every CSV, JSON Lines and Parquet file under $PLATFORM_DATA_DIR/landing/reviews/, "
-        "typed by the contract's columns, extra columns kept, plus _source_file, _source_line and _ingest_error "
-        "for values that did not fit."
+        "Reviews as delivered, one partition per delivery (a CSV, JSON Lines or Parquet file under "
+        "$PLATFORM_DATA_DIR/landing/reviews/, keyed by its relative path): typed by the contract's columns, extra "
+        "columns kept, plus _source_file, _source_line and _ingest_error for values that did not fit."
     ),
 )
 def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    """Read the landing zone; a file that cannot be parsed fails the run naming the file and line."""
+    """Read the partition's delivery; a file that cannot be parsed fails the run naming the file and line."""
     settings = get_settings()
     landing = settings.landing_dir_for("reviews")
+    delivery = context.partition_key
     # A delivery with thousands of columns would otherwise widen every layer and its metadata.
     max_extra = settings.landing_max_extra_columns
     try:
-        frame, report = read_landing(landing, REVIEW_SCHEMA, max_extra_columns=max_extra)
+        frame, report = read_landing(
+            landing, REVIEW_SCHEMA, include=lambda relative: relative == delivery, max_extra_columns=max_extra
+        )
     except LandingFileError as err:
         # A Failure shows the message itself at the top of the step's error in the UI, not a stack trace.
         raise dg.Failure(description=str(err), metadata={"file_error": str(err)}) from err
     if not report.files:
-        ignored = f" (ignored: {report.ignored_reasons})" if report.ignored_reasons else ""
+        reason = report.ignored_reasons.get(delivery)
         raise dg.Failure(
-            description=f"No review files under {landing}{ignored}: deliver CSV, JSON Lines or Parquet files "
-            "there (or run `platform sample-data`)."
+            description=f"Delivery {delivery} is not a readable file under {landing}"
+            + (f": {reason}" if reason else " (it was moved or deleted)")
         )
     context.add_output_metadata(
         {
@@ -107,45 +121,105 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
             key=CLEANED,
             dagster_type=CleanedReviewsType,
             io_manager_key="lake_io_manager",
-            kinds={"daft", "parquet"},
-            metadata=CLEANED_REVIEWS.definition_metadata(),
+            kinds={"daft", "iceberg"},
+            metadata={**CLEANED_REVIEWS.definition_metadata(), **PARTITIONED_BY_DELIVERY},
             description="Reviews fit for use: HTML and noise stripped, whitespace collapsed, valid ratings, "
-            "unique review_id, no duplicate content.",
+            "review_id unique across deliveries, no duplicate content across deliveries.",
         ),
         "quarantine": dg.AssetOut(
             key=QUARANTINE,
             io_manager_key="lake_io_manager",
-            kinds={"daft", "parquet"},
-            metadata=QUARANTINED_REVIEWS.definition_metadata(),
+            kinds={"daft", "iceberg"},
+            metadata={**QUARANTINED_REVIEWS.definition_metadata(), **PARTITIONED_BY_DELIVERY},
             description="Rejected reviews with their original values, reject_reason (a code) and reject_detail.",
         ),
     },
     ins={"raw": dg.AssetIn(key=RAW)},
+    partitions_def=review_deliveries,
     group_name=GROUP,
 )
 def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Iterator[dg.Output]:
-    """Split raw reviews into cleaned and quarantine with Daft; every raw row lands in exactly one."""
-    result = clean_reviews(raw)
-    context.log.info(f"cleaned {len(result.cleaned)} of {len(raw)} reviews; quarantined {result.reasons()}")
+    """Split one delivery's raw reviews into cleaned and quarantine with Daft; every raw row lands in one.
+
+    Earlier deliveries count as delivered first: their review_ids and content keys (two columns of
+    cleaned/reviews, never their texts) make a repeat in this delivery a duplicate.
+    """
+    history = _earlier_deliveries_keys(context.partition_key)
+    result = clean_reviews(raw, history)
+    quarantine = _name_earlier_deliveries(result.quarantine, result.history_id_duplicates)
+    context.log.info(
+        f"cleaned {len(result.cleaned)} of {len(raw)} reviews of {context.partition_key} (checked against "
+        f"{0 if history is None else history.num_rows} reviews of earlier deliveries); "
+        f"quarantined {result.reasons()}"
+    )
     yield from cleaning_outputs(
         context,
         len(raw),
         result.cleaned,
-        result.quarantine,
+        quarantine,
         cleaned_suites=[CLEANED_REVIEWS.suite],
         quarantine_suites=[QUARANTINED_REVIEWS.suite],
     )
+
+
+def _earlier_deliveries_keys(delivery: str) -> "pa.Table | None":
+    """review_id and _content_key of every cleaned review from another delivery (None before the first)."""
+    from pyiceberg.expressions import NotEqualTo
+
+    from platform_assets.lib.lake import load_table, open_catalog, scan
+
+    table = load_table(open_catalog(), CLEANED)
+    if table is None or table.current_snapshot() is None:
+        return None
+    names = set(table.schema().as_arrow().names)
+    columns = [c for c in ("review_id", "_content_key") if c in names]
+    return scan(table, row_filter=NotEqualTo(DELIVERY_COLUMN, delivery), columns=columns).to_arrow()
+
+
+def _name_earlier_deliveries(quarantine: pd.DataFrame, review_ids: tuple[str, ...]) -> pd.DataFrame:
+    """Say in reject_detail which delivery (file and line) first brought each review_id repeated from one."""
+    if not review_ids:
+        return quarantine
+    from pyiceberg.expressions import In
+
+    from platform_assets.lib.lake import open_catalog, read_arrow
+
+    first = (
+        read_arrow(
+            open_catalog(),
+            CLEANED,
+            columns=["review_id", "_source_file", "_source_line"],
+            row_filter=In("review_id", tuple(sorted(set(review_ids)))),
+        )
+        .to_pandas()
+        .drop_duplicates("review_id")
+        .set_index("review_id")
+    )
+    repeated = quarantine["reject_detail"].str.endswith("already cleaned from an earlier delivery", na=False)
+    quarantine.loc[repeated, "reject_detail"] = [
+        f"review_id {review_id} first delivered in {first.at[review_id, '_source_file']} line "
+        f"{first.at[review_id, '_source_line']}"
+        if review_id in first.index
+        else detail
+        for review_id, detail in zip(
+            quarantine.loc[repeated, "review_id"], quarantine.loc[repeated, "reject_detail"], strict=True
+        )
+    ]
+    return quarantine
 
 
 @dg.asset(
     key=EMBEDDED,
     group_name=GROUP,
     ins={"cleaned": dg.AssetIn(key=CLEANED)},
+    partitions_def=review_deliveries,
     io_manager_key="lancedb_io_manager",
     kinds={"ray", "lancedb"},
     metadata={
         "lancedb/table": LANCEDB_TABLE,
         "lancedb/primary_key": EMBEDDED_REVIEWS.key,
+        # A delivery's run replaces that delivery's rows only: rows it no longer has are deleted.
+        "lancedb/partition_column": DELIVERY_COLUMN,
         "lancedb/scalar_indexes": {"review_id": "btree", "rating": "bitmap"},
         "embedding/model": MODEL_NAME,
         **EMBEDDED_REVIEWS.definition_metadata(),
@@ -153,7 +227,8 @@ def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Ite
     # The embedding step is the one that wants a GPU in production: its compute class and pod shape.
     op_tags=embedding_op_tags(),
     description=f"Cleaned reviews plus a {EMBEDDING_DIM}-d normalised vector of the text, in the LanceDB table "
-    f"'{LANCEDB_TABLE}' (merge-insert on review_id; unchanged texts are not re-embedded).",
+    f"'{LANCEDB_TABLE}', delivery by delivery (merge-insert on review_id; rows a re-delivery dropped are deleted; "
+    "unchanged texts are not re-embedded).",
 )
 def embedded_reviews(
     context: dg.AssetExecutionContext,
@@ -219,7 +294,13 @@ def _stored_vectors(
         return {}, {}
     has_space = EMBEDDING_SPACE_COLUMN in table.schema.names
     columns = ["review_id", "text_hash", VECTOR_COLUMN] + ([EMBEDDING_SPACE_COLUMN] if has_space else [])
-    stored = read_columns(table, columns).to_pandas()
+    # Only this delivery's rows: a review_id belongs to one delivery (a repeat elsewhere is quarantined), so
+    # the table's other deliveries hold no vector to reuse and are never read.
+    deliveries = frame[DELIVERY_COLUMN].unique().tolist() if DELIVERY_COLUMN in frame.columns else []
+    where = equals_any(DELIVERY_COLUMN, deliveries) if deliveries else None
+    if where is not None and DELIVERY_COLUMN not in table.schema.names:
+        where = None
+    stored = read_columns(table, columns, where=where).to_pandas()
     if not has_space:
         stored[EMBEDDING_SPACE_COLUMN] = "unrecorded"
     current = stored["review_id"].isin(frame["review_id"])

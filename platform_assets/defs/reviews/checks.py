@@ -19,9 +19,10 @@ from platform_assets.defs.reviews.contract import (
     QUARANTINED_REVIEWS,
     RAW_REVIEWS,
 )
+from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib.embedding import EMBEDDING_DIM
 from platform_assets.lib.quality import row_accounting_check, suite_check
-from platform_assets.lib.vector_store import VECTOR_COLUMN, read_columns
+from platform_assets.lib.vector_store import VECTOR_COLUMN, equals_any, read_columns
 
 # Below this share of raw rows surviving cleaning the source is broken, not merely dirty: stop and say so.
 MIN_CLEANED_YIELD = 0.5
@@ -31,10 +32,15 @@ def _lance_frame(table: Any) -> pd.DataFrame:
     return read_columns(table, list(EMBEDDED_REVIEWS.suite.columns)).to_pandas()
 
 
-raw_expectations = suite_check(RAW, RAW_REVIEWS.suite)
-cleaned_contract = suite_check(CLEANED, CLEANED_REVIEWS.suite)
-quarantine_expectations = suite_check(QUARANTINE, QUARANTINED_REVIEWS.suite)
-embedded_expectations = suite_check(EMBEDDED, EMBEDDED_REVIEWS.suite, to_frame=_lance_frame)
+# Every check validates the run's delivery (its partition), so no check grows with the history.
+raw_expectations = suite_check(RAW, RAW_REVIEWS.suite, partitions_def=review_deliveries)
+cleaned_contract = suite_check(CLEANED, CLEANED_REVIEWS.suite, partitions_def=review_deliveries)
+quarantine_expectations = suite_check(QUARANTINE, QUARANTINED_REVIEWS.suite, partitions_def=review_deliveries)
+# The vector table as a whole (LanceDB has no partitions): keys and hashes present and unique across
+# deliveries; it reads three scalar columns, never the vectors.
+embedded_expectations = suite_check(
+    EMBEDDED, EMBEDDED_REVIEWS.suite, to_frame=_lance_frame, partitions_def=review_deliveries
+)
 
 # Staleness of the source-facing asset as a check, evaluated after each materialization and by the freshness
 # sensor (the asset's FreshnessPolicy shows the same limit in the UI; Dagster calls this builder superseded
@@ -44,23 +50,28 @@ with warnings.catch_warnings():
     freshness_checks = dg.build_last_update_freshness_checks(assets=[RAW], lower_bound_delta=FRESHNESS_LIMIT)
 
 
-row_accounting = row_accounting_check(RAW, CLEANED, QUARANTINE)
+row_accounting = row_accounting_check(
+    RAW, CLEANED, QUARANTINE, partitions_def=review_deliveries, partition_column=DELIVERY_COLUMN
+)
 
 
 @dg.asset_check(
     asset=CLEANED,
     additional_deps=[RAW],
+    partitions_def=review_deliveries,
     blocking=True,
     description=f"At least {MIN_CLEANED_YIELD:.0%} of raw rows pass cleaning; less means a broken delivery.",
 )
-def cleaned_yield() -> dg.AssetCheckResult:
+def cleaned_yield(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """A gate against a source that suddenly sends mostly garbage (a schema change, an encoding bug).
 
     Both counts come from the lake tables' metadata: the check reads no rows."""
     from platform_assets.lib.lake import count_rows, open_catalog
 
     catalog = open_catalog()
-    raw_rows, cleaned_rows = count_rows(catalog, RAW), count_rows(catalog, CLEANED)
+    raw_rows, cleaned_rows = (
+        count_rows(catalog, key, context.partition_key, DELIVERY_COLUMN) for key in (RAW, CLEANED)
+    )
     share = cleaned_rows / raw_rows if raw_rows else 0.0
     return dg.AssetCheckResult(
         passed=share >= MIN_CLEANED_YIELD,
@@ -76,11 +87,17 @@ def cleaned_yield() -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=EMBEDDED,
     additional_ins={"cleaned": dg.AssetIn(key=CLEANED)},
-    description=f"The vector table holds exactly the cleaned review_ids, each with a {EMBEDDING_DIM}-d unit vector.",
+    partitions_def=review_deliveries,
+    description=f"The vector table holds exactly the delivery's cleaned review_ids, each with a {EMBEDDING_DIM}-d "
+    "unit vector.",
 )
-def embedded_matches_cleaned(embedded: Any, cleaned: pd.DataFrame) -> dg.AssetCheckResult:
-    """No missing, extra or duplicated rows in LanceDB; vectors have the right width and norm."""
-    stored = read_columns(embedded, ["review_id", VECTOR_COLUMN]).to_pandas()
+def embedded_matches_cleaned(
+    context: dg.AssetCheckExecutionContext, embedded: Any, cleaned: pd.DataFrame
+) -> dg.AssetCheckResult:
+    """No missing, extra or duplicated rows of this delivery in LanceDB; vectors have the right width and norm."""
+    stored = read_columns(
+        embedded, ["review_id", VECTOR_COLUMN], where=equals_any(DELIVERY_COLUMN, [context.partition_key])
+    ).to_pandas()
     expected = set(cleaned["review_id"])
     actual = stored["review_id"]
     vectors = np.stack(stored[VECTOR_COLUMN].to_numpy()) if len(stored) else np.zeros((0, EMBEDDING_DIM))

@@ -75,6 +75,8 @@ class CleaningResult:
 
     cleaned: pd.DataFrame
     quarantine: pd.DataFrame
+    # review_ids quarantined because an earlier delivery already holds them (their details name it).
+    history_id_duplicates: tuple[str, ...] = ()
 
     def reasons(self) -> dict[str, int]:
         """Quarantined row count per reject_reason, most frequent first."""
@@ -172,10 +174,17 @@ def _later_copies(rows: daft.DataFrame, keys: list[str], first: str) -> daft.Dat
     return candidates.join(firsts, on=keys).where(col("_ordinal") != col(first)).select("_ordinal", first)
 
 
-def clean_reviews(raw: pd.DataFrame) -> CleaningResult:
-    """Apply the review cleaning rules to a raw frame (as produced by `raw/reviews`)."""
+def clean_reviews(raw: pd.DataFrame, history: pa.Table | None = None) -> CleaningResult:
+    """Apply the review cleaning rules to a raw frame (as produced by `raw/reviews`).
+
+    `history`: the keys (`review_id`, `_content_key`) of the rows earlier deliveries left in cleaned/reviews.
+    Those rows count as delivered first: a valid row repeating one of their review_ids is a
+    `duplicate_review_id`, one repeating their content a `duplicate_content`, exactly as within a delivery.
+    The cleaned frame carries `_content_key` for the next delivery's check.
+    """
     import daft
     from daft import col
+    from daft.functions import hash as hash_of
 
     ensure_daft_runner()
     base = daft.from_arrow(_rule_inputs(raw))
@@ -193,12 +202,25 @@ def clean_reviews(raw: pd.DataFrame) -> CleaningResult:
         .collect()
     )
 
-    valid = rows.where(col("reject_reason").is_null())
-    id_copies = _later_copies(valid, ["review_id"], "_id_first").collect()
-    # Content duplicates are judged among the rows still valid once id duplicates are out. They need the same
-    # user and product, so the normalised text is only computed for rows whose (user, product) pair repeats.
-    unique_ids = valid.join(id_copies.select("_ordinal"), on="_ordinal", how="anti")
-    candidates = _sharing_a_key(unique_ids, ["user_id", "product_id"]).with_column(
+    valid = rows.where(col("reject_reason").is_null()).with_column(
+        "_content_key",
+        # Unsigned 64 bits; stored as the same bits in a signed column (Iceberg has no unsigned types).
+        hash_of(col("user_id"), col("product_id"), _text_norm_expr(col("_text_clean"))),
+    )
+    known_ids, known_content = _history_frames(history)
+    # A valid row whose review_id an earlier delivery holds repeats that (earlier) row.
+    history_ids = valid.join(known_ids, on="review_id", how="semi").select("_ordinal").collect()
+    fresh = valid.join(history_ids, on="_ordinal", how="anti")
+    id_copies = _later_copies(fresh, ["review_id"], "_id_first").collect()
+    # Content duplicates are judged among the rows still valid once id duplicates are out: first against the
+    # content earlier deliveries hold, then among themselves. They need the same user and product, so within
+    # the delivery the (exact) normalised text is only compared for rows whose (user, product) pair repeats.
+    unique_ids = fresh.join(id_copies.select("_ordinal"), on="_ordinal", how="anti")
+    history_content = (
+        unique_ids.join(known_content, on="_content_key", how="semi").select("_ordinal").collect()
+    )
+    remaining = unique_ids.join(history_content, on="_ordinal", how="anti")
+    candidates = _sharing_a_key(remaining, ["user_id", "product_id"]).with_column(
         "_text_norm", _text_norm_expr(col("_text_clean"))
     )
     content_copies = _later_copies(
@@ -209,10 +231,46 @@ def clean_reviews(raw: pd.DataFrame) -> CleaningResult:
     return _assemble(
         raw,
         rejected=rejected.to_pandas(),
-        id_copies=id_copies.to_pandas(),
-        content_copies=content_copies.to_pandas(),
+        id_copies=_with_history(id_copies.to_pandas(), history_ids.to_pandas(), "_id_first"),
+        content_copies=_with_history(
+            content_copies.to_pandas(), history_content.to_pandas(), "_content_first"
+        ),
         altered=rows.where(col("_needs_cleaning")).select("_ordinal", "_text_clean").to_pandas(),
+        content_keys=valid.select("_ordinal", "_content_key").to_pandas(),
     )
+
+
+# The `first` of a row that repeats an earlier delivery's row (that row is not in this frame).
+FROM_HISTORY = -2
+
+
+def _history_frames(history: pa.Table | None) -> tuple[daft.DataFrame, daft.DataFrame]:
+    """The earlier deliveries' review_ids and content keys, each as a one-column Daft frame (empty if none)."""
+    import daft
+    import numpy as np
+    import pyarrow as pa
+
+    ids = pa.array([], pa.large_string())
+    keys = pa.array([], pa.uint64())
+    if history is not None:
+        ids = history.column("review_id").combine_chunks().cast(pa.large_string())
+        if "_content_key" in history.column_names:
+            signed = history.column("_content_key").combine_chunks().drop_null().cast(pa.int64())
+            keys = pa.array(signed.to_numpy(zero_copy_only=False).view(np.uint64))
+    return (
+        daft.from_arrow(pa.table({"review_id": ids})),
+        daft.from_arrow(pa.table({"_content_key": keys})),
+    )
+
+
+def _with_history(copies: pd.DataFrame, from_history: pd.DataFrame, first: str) -> pd.DataFrame:
+    """Duplicates found within the frame plus those of an earlier delivery (first = FROM_HISTORY)."""
+    if not len(from_history):
+        return copies
+    extra = pd.DataFrame(
+        {"_ordinal": from_history["_ordinal"].to_numpy(), first: FROM_HISTORY}, columns=["_ordinal", first]
+    )
+    return pd.concat([copies, extra], ignore_index=True)
 
 
 def _assemble(
@@ -221,6 +279,7 @@ def _assemble(
     id_copies: pd.DataFrame,
     content_copies: pd.DataFrame,
     altered: pd.DataFrame,
+    content_keys: pd.DataFrame,
 ) -> CleaningResult:
     """Build both outputs from the raw frame and what Daft found, all addressed by raw row position."""
     import numpy as np
@@ -262,7 +321,18 @@ def _assemble(
     text[slot_in_kept[altered_ordinals[in_kept]]] = altered["_text_clean"].to_numpy(dtype=object)[in_kept]
     cleaned["text"] = pd.array(text, dtype="string")
     cleaned["rating"] = cleaned["rating"].astype("int64")
-    return CleaningResult(cleaned=cleaned, quarantine=quarantine)
+    content_key = np.zeros(n, dtype=np.int64)
+    content_key[content_keys["_ordinal"].to_numpy()] = (
+        content_keys["_content_key"].to_numpy(dtype=np.uint64).view(np.int64)
+    )
+    cleaned["_content_key"] = content_key[kept]
+    history_ids = tuple(
+        str(review_id)
+        for review_id in raw["review_id"].take(
+            positions[(first[positions] == FROM_HISTORY) & (reason[positions] == "duplicate_review_id")]
+        )
+    )
+    return CleaningResult(cleaned=cleaned, quarantine=quarantine, history_id_duplicates=history_ids)
 
 
 def _details(
@@ -295,6 +365,10 @@ def _details(
             detail = f"text has {lengths[index]} characters after cleaning, minimum {MIN_TEXT_CHARS}"
         elif reason == "text_too_long":
             detail = f"text has {lengths[index]} characters after cleaning, maximum {MAX_TEXT_CHARS}"
+        elif reason == "duplicate_review_id" and firsts[index] == FROM_HISTORY:
+            detail = f"review_id {review_ids[index]} already cleaned from an earlier delivery"
+        elif reason == "duplicate_content" and firsts[index] == FROM_HISTORY:
+            detail = "same user, product and text as a review cleaned from an earlier delivery"
         elif reason == "duplicate_review_id":
             detail = (
                 f"review_id {review_ids[index]} first delivered in {first_files[index]} "

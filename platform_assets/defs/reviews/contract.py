@@ -94,9 +94,18 @@ RAW_REVIEWS = DatasetContract(
     ),
 )
 
+CONTENT_KEY = Column(
+    "_content_key",
+    "int",
+    "64-bit hash of user, product and normalised text: a later delivery's duplicate content is found by this "
+    "key alone, without reading earlier texts.",
+    nullable=False,
+    lineage=True,
+)
+
 CLEANED_REVIEWS = DatasetContract(
     name="cleaned/reviews",
-    columns=(*CLEANED_COLUMNS, *SOURCE),
+    columns=(*CLEANED_COLUMNS, *SOURCE, CONTENT_KEY),
     key="review_id",
     check="cleaned_contract",
     check_description="The contract consumers rely on; blocking: if it fails, embeddings are not computed.",

@@ -54,11 +54,13 @@ def row_accounting_check(
     cleaned: dg.AssetKey,
     quarantine: dg.AssetKey,
     partitions_def: dg.PartitionsDefinition | None = None,
+    partition_column: str | None = None,
 ) -> dg.AssetChecksDefinition:
     """A blocking check on `cleaned`: every raw row is in exactly one of cleaned or quarantine, with the
     quarantine broken down by reject_reason.
 
-    The three counts come from the lake tables' metadata and the breakdown from the quarantine's
+    `partition_column`: the tables' partition column when it is not the lake's default `_partition`. The three
+    counts come from the lake tables' metadata and the breakdown from the quarantine's
     `reject_reason` column alone, so the check costs the same whatever the size of the data.
     """
 
@@ -71,12 +73,13 @@ def row_accounting_check(
         description="Every raw row is in exactly one of cleaned or quarantine: raw == cleaned + quarantine.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from platform_assets.lib.lake import count_rows, open_catalog, value_counts
+        from platform_assets.lib.lake import PARTITION_COLUMN, count_rows, open_catalog, value_counts
 
         catalog = open_catalog()
         partition = context.partition_key if partitions_def is not None else None
+        column = partition_column or PARTITION_COLUMN
         raw_rows, cleaned_rows, quarantined_rows = (
-            count_rows(catalog, key, partition) for key in (raw, cleaned, quarantine)
+            count_rows(catalog, key, partition, column) for key in (raw, cleaned, quarantine)
         )
         accounted = cleaned_rows + quarantined_rows
         return dg.AssetCheckResult(
@@ -87,7 +90,9 @@ def row_accounting_check(
                 "quarantined_rows": quarantined_rows,
                 "difference": raw_rows - accounted,
                 "quarantine_by_reason": dg.MetadataValue.json(
-                    value_counts(catalog, quarantine, "reject_reason", partition) if quarantined_rows else {}
+                    value_counts(catalog, quarantine, "reject_reason", partition, column)
+                    if quarantined_rows
+                    else {}
                 ),
             },
         )
