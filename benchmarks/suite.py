@@ -30,7 +30,9 @@ import pandas as pd
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_SIZE = 1_000_000
 DEFAULT_EMBED_TEXTS = 4_000
-STAGES = ("ingest", "clean", "overhead", "embed", "search", "features", "end_to_end")
+STAGES = ("ingest", "clean", "overhead", "dataplane", "embed", "search", "features", "end_to_end")
+# The dataplane stage's history: this many deliveries of SIZE rows each (10M rows at the default 1M).
+DATAPLANE_DELIVERIES = 10
 CSV_ROWS_PER_FILE = 100_000
 EMBED_JOIN = 3
 SEED_E2E_BUDGET_S = 15 * 60
@@ -47,6 +49,8 @@ TARGETS: list[tuple[str, str, Callable[[float], bool]]] = [
     ("search_recall_at_10", ">= 0.95", lambda v: v >= 0.95),
     ("online_p99_ms_1", "<= 5", lambda v: v <= 5),
     ("dagster_overhead_ratio", "<= 1.2", lambda v: v <= 1.2),
+    ("dataplane_peak_rss_gib_10m", "< 2", lambda v: v < 2),
+    ("dataplane_peak_rss_gib_1m", "< 2", lambda v: v < 2),
 ]
 
 
@@ -307,6 +311,39 @@ def stage_overhead(data_dir: Path) -> dict[str, Any]:
     }
 
 
+def stage_dataplane(workdir: Path, size: int, deliveries: int = DATAPLANE_DELIVERIES) -> dict[str, Any]:
+    """raw → cleaned + quarantine through Dagster with its checks, one child process per delivery (its peak RSS
+    is that run's): a first delivery of `size` rows, then a history of `deliveries` such deliveries (10M rows at
+    the default size), each checked against all before it; beside the bare Daft cleaning of the first
+    delivery's rows in the same run (`dataplane_vs_bare_daft`, Dagster's rows/s over bare Daft's)."""
+    from benchmarks.dataplane import delivery_name, run_child, write_delivery
+
+    root = workdir / "dataplane"
+    landing = root / "landing" / "reviews"
+    runs = []
+    for index in range(deliveries):
+        write_delivery(landing, index, size)
+        runs.append(run_child(root, "dagster", [delivery_name(index)]))
+        _log(f"dataplane delivery {index + 1}/{deliveries}: {runs[-1]}")
+        (landing / delivery_name(index)).unlink()  # the lake holds it now; keep the disk bounded
+    write_delivery(landing, 0, size)
+    bare = run_child(root, "bare", [delivery_name(0)])
+    first, rows, seconds = runs[0], sum(r["rows"] for r in runs), sum(r["seconds"] for r in runs)
+    gib = 1024**3
+    return {
+        "dataplane_rows_per_s_1m": first["rows_per_s"],
+        "dataplane_peak_rss_gib_1m": round(first["peak_rss_bytes"] / gib, 2),
+        "dataplane_rows_per_s_10m": round(rows / seconds),
+        "dataplane_peak_rss_gib_10m": round(max(r["peak_rss_bytes"] for r in runs) / gib, 2),
+        "dataplane_last_delivery_peak_rss_gib": round(runs[-1]["peak_rss_bytes"] / gib, 2),
+        "dataplane_bare_daft_rows_per_s": bare["rows_per_s"],
+        "dataplane_bare_daft_peak_rss_gib": round(bare["peak_rss_bytes"] / gib, 2),
+        "dataplane_vs_bare_daft": round(first["rows_per_s"] / bare["rows_per_s"], 3),
+        "dataplane_history_rows": rows,
+        "dataplane_deliveries": deliveries,
+    }
+
+
 def stage_embed(texts: list[str]) -> dict[str, Any]:
     """The embedding path: backends, the Ray pipeline vs a direct encode, and a 1 % re-run."""
     from benchmarks.embed_bench_core import run_embed_stage
@@ -414,6 +451,9 @@ CONTRACT_KEYS = [
     "online_p99_ms_1",
     "online_p99_ms_100",
     "dagster_overhead_ratio",
+    "dataplane_rows_per_s_10m",
+    "dataplane_peak_rss_gib_10m",
+    "dataplane_vs_bare_daft",
 ]
 
 
@@ -449,6 +489,8 @@ def run(size: int, embed_texts: int, stages: list[str], results_dir: Path) -> di
             figures = stage_clean(raw)
         elif stage == "overhead":
             figures = stage_overhead(workdir)
+        elif stage == "dataplane":
+            figures = stage_dataplane(workdir, size)
         elif stage == "embed":
             if not cleaned_texts:
                 from platform_assets.defs.reviews.assets import REVIEW_SCHEMA

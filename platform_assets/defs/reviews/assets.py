@@ -6,7 +6,7 @@ shown in the UI and the quality scores below are derived from it.
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import numpy as np
@@ -137,6 +137,8 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
     ins={"raw": dg.AssetIn(key=RAW)},
     partitions_def=review_deliveries,
     group_name=GROUP,
+    # The earlier deliveries' keys are read from the catalog the outputs are written to.
+    required_resource_keys={"lake_io_manager"},
 )
 def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Iterator[dg.Output]:
     """Split one delivery's raw reviews into cleaned and quarantine with Daft; every raw row lands in one.
@@ -144,9 +146,10 @@ def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Ite
     Earlier deliveries count as delivered first: their review_ids and content keys (two columns of
     cleaned/reviews, never their texts) make a repeat in this delivery a duplicate.
     """
-    history = _earlier_deliveries_keys(context.partition_key)
+    catalog = context.resources.lake_io_manager.catalog()
+    history = _earlier_deliveries_keys(catalog, context.partition_key)
     result = clean_reviews(raw, history)
-    quarantine = _name_earlier_deliveries(result.quarantine, result.history_id_duplicates)
+    quarantine = _name_earlier_deliveries(catalog, result.quarantine, result.history_id_duplicates)
     context.log.info(
         f"cleaned {len(result.cleaned)} of {len(raw)} reviews of {context.partition_key} (checked against "
         f"{0 if history is None else history.num_rows} reviews of earlier deliveries); "
@@ -162,13 +165,13 @@ def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Ite
     )
 
 
-def _earlier_deliveries_keys(delivery: str) -> "pa.Table | None":
+def _earlier_deliveries_keys(catalog: Any, delivery: str) -> "pa.Table | None":
     """review_id and _content_key of every cleaned review from another delivery (None before the first)."""
     from pyiceberg.expressions import NotEqualTo
 
-    from platform_assets.lib.lake import load_table, open_catalog, scan
+    from platform_assets.lib.lake import load_table, scan
 
-    table = load_table(open_catalog(), CLEANED)
+    table = load_table(catalog, CLEANED)
     if table is None or table.current_snapshot() is None:
         return None
     names = set(table.schema().as_arrow().names)
@@ -176,17 +179,19 @@ def _earlier_deliveries_keys(delivery: str) -> "pa.Table | None":
     return scan(table, row_filter=NotEqualTo(DELIVERY_COLUMN, delivery), columns=columns).to_arrow()
 
 
-def _name_earlier_deliveries(quarantine: pd.DataFrame, review_ids: tuple[str, ...]) -> pd.DataFrame:
+def _name_earlier_deliveries(
+    catalog: Any, quarantine: pd.DataFrame, review_ids: tuple[str, ...]
+) -> pd.DataFrame:
     """Say in reject_detail which delivery (file and line) first brought each review_id repeated from one."""
     if not review_ids:
         return quarantine
     from pyiceberg.expressions import In
 
-    from platform_assets.lib.lake import open_catalog, read_arrow
+    from platform_assets.lib.lake import read_arrow
 
     first = (
         read_arrow(
-            open_catalog(),
+            catalog,
             CLEANED,
             columns=["review_id", "_source_file", "_source_line"],
             row_filter=In("review_id", tuple(sorted(set(review_ids)))),

@@ -60,15 +60,16 @@ row_accounting = row_accounting_check(
     additional_deps=[RAW],
     partitions_def=review_deliveries,
     blocking=True,
+    required_resource_keys={"lake_io_manager"},
     description=f"At least {MIN_CLEANED_YIELD:.0%} of raw rows pass cleaning; less means a broken delivery.",
 )
 def cleaned_yield(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     """A gate against a source that suddenly sends mostly garbage (a schema change, an encoding bug).
 
     Both counts come from the lake tables' metadata: the check reads no rows."""
-    from platform_assets.lib.lake import count_rows, open_catalog
+    from platform_assets.lib.lake import count_rows
 
-    catalog = open_catalog()
+    catalog = context.resources.lake_io_manager.catalog()
     raw_rows, cleaned_rows = (
         count_rows(catalog, key, context.partition_key, DELIVERY_COLUMN) for key in (RAW, CLEANED)
     )

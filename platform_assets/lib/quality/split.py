@@ -70,12 +70,14 @@ def row_accounting_check(
         additional_deps=[raw, quarantine],
         blocking=True,
         partitions_def=partitions_def,
+        # The counts come from the catalog the assets are written to.
+        required_resource_keys={"lake_io_manager"},
         description="Every raw row is in exactly one of cleaned or quarantine: raw == cleaned + quarantine.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from platform_assets.lib.lake import PARTITION_COLUMN, count_rows, open_catalog, value_counts
+        from platform_assets.lib.lake import PARTITION_COLUMN, count_rows, value_counts
 
-        catalog = open_catalog()
+        catalog = context.resources.lake_io_manager.catalog()
         partition = context.partition_key if partitions_def is not None else None
         column = partition_column or PARTITION_COLUMN
         raw_rows, cleaned_rows, quarantined_rows = (
