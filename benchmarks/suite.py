@@ -271,7 +271,11 @@ def stage_overhead(data_dir: Path) -> dict[str, Any]:
                         catalog, ["raw", "reviews"], row_filter=partition_filter(DELIVERY_COLUMN, [delivery])
                     ),
                 )
-                for output in cleaned_reviews(dg.build_asset_context(partition_key=delivery), raw):
+                # The cleaning reads the earlier deliveries' keys from the lake IO manager's catalog.
+                context = dg.build_asset_context(
+                    partition_key=delivery, resources={"lake_io_manager": LakeIOManager()}
+                )
+                for output in cleaned_reviews(context, raw):
                     rows += write(catalog, [output.output_name, "reviews"], output.value, delivery)
         return rows
 
