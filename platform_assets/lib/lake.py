@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import re
 import uuid
@@ -244,7 +245,7 @@ def write_table(
                 columns.append(pa.nulls(batch.num_rows, field.type))
         return pa.RecordBatch.from_arrays(columns, schema=file_schema)
 
-    all_batches: Iterable[pa.RecordBatch] = _chain([first] if first is not None else [], batches)
+    all_batches: Iterable[pa.RecordBatch] = itertools.chain([first] if first is not None else [], batches)
     directory = f"{table.location().rstrip('/')}/data"
     if partition_key is not None:
         directory += f"/{partition_column}={quote(partition_key, safe='')}"
@@ -303,11 +304,6 @@ def write_table(
         location=table.location(),
         schema=file_schema,
     )
-
-
-def _chain(first: list, rest: Iterator) -> Iterator:
-    yield from first
-    yield from rest
 
 
 def _open_file(table: Table, directory: str, schema: pa.Schema) -> tuple[Any, str]:
@@ -680,8 +676,3 @@ def value_counts(
     values = scan(table, row_filter=row_filter, columns=[column]).to_arrow().column(column)
     counts = sorted(values.value_counts().to_pylist(), key=lambda item: -item["counts"])
     return {str(item["values"]): int(item["counts"]) for item in counts}
-
-
-def shown_catalog_uri(uri: str) -> str:
-    """The catalog URL as the UI may show it (no password)."""
-    return redact_url(uri) if "://" in uri and not uri.startswith("sqlite") else uri

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from platform_assets.lib.config import PlatformSettings, get_settings
+from platform_assets.lib.config import PlatformSettings, get_settings, redact_url
 from platform_assets.lib.embedding import TextEmbedder
-from platform_assets.lib.lake import LakeIOManager, shown_catalog_uri
+from platform_assets.lib.lake import LakeIOManager
 from platform_assets.lib.ray_resource import LOCAL, RayResource
 from platform_assets.lib.spark import SparkResource, spark_config
 from platform_assets.lib.vector_store import LanceDBIOManager, LanceDBResource
@@ -26,7 +26,7 @@ def shared_resources(settings: PlatformSettings | None = None) -> dict[str, Any]
     return {
         "pyspark": SparkResource(spark_conf=spark_config(settings)),
         "lake_io_manager": LakeIOManager(
-            catalog_uri=shown_catalog_uri(settings.catalog_uri), base_uri=settings.lake_uri
+            catalog_uri=redact_url(settings.catalog_uri), base_uri=settings.lake_uri
         ),
         "lancedb_io_manager": LanceDBIOManager(uri=settings.lancedb_uri),
         "lancedb": LanceDBResource(uri=settings.lancedb_uri),

@@ -8,8 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from platform_assets.lib.config import get_settings
-from platform_assets.lib.lake import shown_catalog_uri
+from platform_assets.lib.config import get_settings, redact_url
 
 
 @dataclass
@@ -91,7 +90,7 @@ class RunSummary:
         lines += [
             "Data:",
             f"  landing   {settings.landing_dir}",
-            f"  lake      {settings.lake_uri}  (Iceberg catalog {shown_catalog_uri(settings.catalog_uri)}; "
+            f"  lake      {settings.lake_uri}  (Iceberg catalog {redact_url(settings.catalog_uri)}; "
             "platform lake tables)",
             f"  lancedb   {settings.lancedb_uri}",
             f"  feast     {settings.data_dir / 'feast'}",
