@@ -51,6 +51,7 @@ TARGETS: list[tuple[str, str, Callable[[float], bool]]] = [
     ("dagster_overhead_ratio", "<= 1.2", lambda v: v <= 1.2),
     ("dataplane_peak_rss_gib_10m", "< 2", lambda v: v < 2),
     ("dataplane_peak_rss_gib_1m", "< 2", lambda v: v < 2),
+    ("dataplane_peak_rss_gib_3m_delivery", "< 2", lambda v: v < 2),
 ]
 
 
@@ -140,6 +141,7 @@ def stage_ingest(landing: Path, repeats: int = 3) -> tuple[dict[str, Any], pd.Da
     from platform_assets.defs.reviews.assets import raw_reviews
     from platform_assets.defs.reviews.contract import RAW_REVIEWS
     from platform_assets.defs.reviews.deliveries import landed_deliveries
+    from platform_assets.lib.lake import LakeIOManager
     from platform_assets.lib.landing import read_landing
     from platform_assets.lib.quality import score_metadata
 
@@ -167,7 +169,17 @@ def stage_ingest(landing: Path, repeats: int = 3) -> tuple[dict[str, Any], pd.Da
     deliveries = landed_deliveries()
 
     def every_delivery() -> int:
-        return sum(len(raw_reviews(dg.build_asset_context(partition_key=key))) for key in deliveries)
+        rows = 0
+        # The asset streams its delivery into the lake (uncommitted files, dropped here); an empty lake of its own.
+        with _own_lake(landing.parent):
+            for key in deliveries:
+                context = dg.build_asset_context(
+                    partition_key=key, resources={"lake_io_manager": LakeIOManager()}
+                )
+                writer = raw_reviews(context)
+                rows += writer.rows
+                writer.abort()
+        return rows
 
     asset_s, asset_rows = _median_time(every_delivery, repeats=1)
     assert asset_rows == len(raw), (
@@ -222,61 +234,32 @@ def _own_lake(parent: Path) -> Iterator[None]:
 def stage_overhead(data_dir: Path) -> dict[str, Any]:
     """raw/reviews + cleaned/reviews materialized by Dagster vs the same asset functions called directly, one
     delivery (landing file, a partition) after another as the sensor runs them, writing and reading the same
-    partitioned Iceberg tables (lib.lake.write_table / read_arrow, an empty lake for each run). The difference is
+    partitioned Iceberg tables (lib.lake.TableWriter, an empty lake for each run). The difference is
     Dagster's: run and event storage, type checks (pandera), output metadata, one run per delivery."""
     import dagster as dg
-    import pyarrow as pa
 
     from platform_assets.defs.reviews.assets import cleaned_reviews, raw_reviews
     from platform_assets.defs.reviews.deliveries import landed_deliveries, materialize_deliveries
-    from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN
-    from platform_assets.lib.lake import (
-        LakeIOManager,
-        load_table,
-        open_catalog,
-        partition_filter,
-        read_arrow,
-        to_pandas,
-        write_table,
-    )
+    from platform_assets.lib.lake import LakeIOManager
 
     deliveries = landed_deliveries()
 
-    def write(catalog: Any, key: list[str], frame: pd.DataFrame, delivery: str) -> int:
-        # As the lake IO manager writes a pandas output of a partitioned asset (dtypes recorded for the reader).
-        pandas_metadata = (pa.Schema.from_pandas(frame, preserve_index=False).metadata or {}).get(b"pandas")
-        return write_table(
-            catalog,
-            key,
-            frame,
-            partition_column=DELIVERY_COLUMN,
-            partition_key=delivery,
-            pandas_metadata=pandas_metadata,
-        ).rows
-
     def direct() -> int:
+        # The asset functions write their outputs chunk by chunk and return the writers; committing them is
+        # what the lake IO manager does with such an output.
         rows = 0
         with _own_lake(data_dir):
-            catalog = open_catalog()
             for delivery in deliveries:
-                write(
-                    catalog,
-                    ["raw", "reviews"],
-                    raw_reviews(dg.build_asset_context(partition_key=delivery)),
-                    delivery,
-                )
-                raw = to_pandas(
-                    load_table(catalog, ["raw", "reviews"]),
-                    read_arrow(
-                        catalog, ["raw", "reviews"], row_filter=partition_filter(DELIVERY_COLUMN, [delivery])
-                    ),
-                )
-                # The cleaning reads the earlier deliveries' keys from the lake IO manager's catalog.
                 context = dg.build_asset_context(
                     partition_key=delivery, resources={"lake_io_manager": LakeIOManager()}
                 )
-                for output in cleaned_reviews(context, raw):
-                    rows += write(catalog, [output.output_name, "reviews"], output.value, delivery)
+                raw_reviews(context).commit()
+                for output in cleaned_reviews(
+                    dg.build_asset_context(
+                        partition_key=delivery, resources={"lake_io_manager": LakeIOManager()}
+                    )
+                ):
+                    rows += output.value.commit().rows
         return rows
 
     def through_dagster() -> int:
@@ -319,7 +302,8 @@ def stage_dataplane(workdir: Path, size: int, deliveries: int = DATAPLANE_DELIVE
     """raw → cleaned + quarantine through Dagster with its checks, one child process per delivery (its peak RSS
     is that run's): a first delivery of `size` rows, then a history of `deliveries` such deliveries (10M rows at
     the default size), each checked against all before it; beside the bare Daft cleaning of the first
-    delivery's rows in the same run (`dataplane_vs_bare_daft`, Dagster's rows/s over bare Daft's)."""
+    delivery's rows in the same run (`dataplane_vs_bare_daft`, Dagster's rows/s over bare Daft's); and one
+    delivery of three times `size` rows (3M at the default size) on its own."""
     from benchmarks.dataplane import delivery_name, run_child, write_delivery
 
     root = workdir / "dataplane"
@@ -332,9 +316,16 @@ def stage_dataplane(workdir: Path, size: int, deliveries: int = DATAPLANE_DELIVE
         (landing / delivery_name(index)).unlink()  # the lake holds it now; keep the disk bounded
     write_delivery(landing, 0, size)
     bare = run_child(root, "bare", [delivery_name(0)])
+    # One delivery three times the size, alone in a lake of its own: a run's memory follows its chunk.
+    large_root = workdir / "dataplane_large"
+    write_delivery(large_root / "landing" / "reviews", 0, 3 * size)
+    large = run_child(large_root, "dagster", [delivery_name(0)])
+    _log(f"dataplane delivery of {3 * size} rows: {large}")
     first, rows, seconds = runs[0], sum(r["rows"] for r in runs), sum(r["seconds"] for r in runs)
     gib = 1024**3
     return {
+        "dataplane_rows_per_s_3m_delivery": large["rows_per_s"],
+        "dataplane_peak_rss_gib_3m_delivery": round(large["peak_rss_bytes"] / gib, 2),
         "dataplane_rows_per_s_1m": first["rows_per_s"],
         "dataplane_peak_rss_gib_1m": round(first["peak_rss_bytes"] / gib, 2),
         "dataplane_rows_per_s_10m": round(rows / seconds),
@@ -436,6 +427,12 @@ def markdown(report: dict[str, Any]) -> str:
             else ("yes" if test(float(value)) else "**no**")
         )
         lines.append(f"| `{key}` | {value} | {text} | {met} |")
+    carried = report.get("carried_over", {}).get("from", {})
+    if carried:
+        lines += [
+            "",
+            f"Figures of stages not run this time, from earlier runs: {', '.join(sorted(set(carried.values())))}.",
+        ]
     for note in results.get("end_to_end_notes", []):
         lines.append(f"\n_{note}_")
     return "\n".join(lines) + "\n"
@@ -532,13 +529,33 @@ def run(size: int, embed_texts: int, stages: list[str], results_dir: Path) -> di
 def write_report(report: dict[str, Any], results_dir: Path) -> None:
     """latest.json and latest.md, plus the history files (one JSON line and one markdown section per run)."""
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "latest.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     section = markdown(report)
-    (results_dir / "latest.md").write_text(section)
     with (results_dir / "history.jsonl").open("a") as handle:
         handle.write(json.dumps(report, default=str) + "\n")
     with (results_dir / "history.md").open("a") as handle:
         handle.write("\n" + section)
+    latest = with_earlier_figures(report, results_dir / "latest.json")
+    (results_dir / "latest.json").write_text(json.dumps(latest, indent=2, default=str) + "\n")
+    (results_dir / "latest.md").write_text(markdown(latest))
+
+
+def with_earlier_figures(report: dict[str, Any], previous_path: Path) -> dict[str, Any]:
+    """`report` completed with the figures of the previous latest.json that this run did not measure (a run
+    of some stages only), so latest.json keeps every stage's newest figures; `carried_over` says which and
+    from when. The history files keep each run as it ran."""
+    if not previous_path.exists():
+        return report
+    previous = json.loads(previous_path.read_text())
+    earlier = previous.get("results") or {}
+    results = dict(report["results"])
+    carried = sorted(k for k, v in earlier.items() if v is not None and results.get(k) is None)
+    if not carried:
+        return report
+    for key in carried:
+        results[key] = earlier[key]
+    sources = previous.get("carried_over", {}).get("from", {})
+    origin = {key: sources.get(key, previous.get("started_at")) for key in carried}
+    return {**report, "results": results, "carried_over": {"from": origin}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,3 +39,25 @@ def test_suite_writes_contract_keys_table_and_history(
     history = (results_dir / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["sizes"]["reviews"] for line in history] == [3000, 2000]
     assert (results_dir / "history.md").read_text().count("| figure | value | target | met |") == 2
+
+
+def test_a_run_of_some_stages_keeps_the_other_stages_figures_in_latest(tmp_path: Path) -> None:
+    from benchmarks.suite import markdown, with_earlier_figures
+
+    earlier = {
+        "started_at": "2026-11-01 10:00 UTC",
+        "results": {"clean_vs_pandas": 6.8, "ingest_vs_pyarrow": 0.3},
+    }
+    (tmp_path / "latest.json").write_text(json.dumps(earlier))
+    report = {
+        "started_at": "2026-12-01 10:00 UTC",
+        "machine": {"cpu": "x", "cores": 2, "gpu": None, "load_average_at_start": [0, 0, 0]},
+        "sizes": {},
+        "duration_s": 1,
+        "results": {"clean_vs_pandas": None, "ingest_vs_pyarrow": 0.5},
+    }
+    latest = with_earlier_figures(report, tmp_path / "latest.json")
+    assert latest["results"] == {"clean_vs_pandas": 6.8, "ingest_vs_pyarrow": 0.5}
+    assert latest["carried_over"] == {"from": {"clean_vs_pandas": "2026-11-01 10:00 UTC"}}
+    assert "from earlier runs: 2026-11-01 10:00 UTC" in markdown(latest)
+    assert report["results"]["clean_vs_pandas"] is None  # the run itself, as the history keeps it

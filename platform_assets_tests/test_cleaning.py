@@ -204,3 +204,28 @@ def test_delivery_by_delivery_gives_the_same_split_as_everything_at_once(tmp_pat
     # The sample repeats ids and texts across files: those are found through the history's keys.
     across = rejected["reject_detail"].str.contains("earlier delivery")
     assert across.sum() > 0
+
+
+@pytest.mark.parametrize("chunk_rows", [97, 500])
+def test_a_delivery_cleaned_in_chunks_gives_the_same_outputs_as_at_once(tmp_path, chunk_rows: int) -> None:
+    """Chunks of one delivery are checked against the earlier chunks' keys alone, and the two outputs are
+    those of cleaning the whole delivery at once: same rows, reasons and details (first file and line of a
+    repeated review_id, first review of a repeated content), same content keys."""
+    from platform_assets.defs.reviews.cleaning import clean_delivery
+
+    write_sample_reviews(tmp_path, rows=2000)
+    everything, _ = read_landing(tmp_path, REVIEW_SCHEMA)
+    # One delivery holding every sample row, so the repeats between files are repeats within it.
+    everything["_source_file"] = pd.array(["all.csv"] * len(everything), dtype="string")
+    at_once = clean_reviews(everything)
+    chunks = [everything.iloc[start : start + chunk_rows] for start in range(0, len(everything), chunk_rows)]
+    results = list(clean_delivery(chunk.reset_index(drop=True) for chunk in chunks))
+    cleaned = pd.concat([r.cleaned for r in results], ignore_index=True)
+    quarantine = pd.concat([r.quarantine for r in results], ignore_index=True)
+
+    pd.testing.assert_frame_equal(cleaned, at_once.cleaned)
+    pd.testing.assert_frame_equal(quarantine, at_once.quarantine)
+    # The sample has repeats across chunks of both kinds, all named within the delivery.
+    assert quarantine["reject_reason"].value_counts()[["duplicate_review_id", "duplicate_content"]].min() > 5
+    assert not quarantine["reject_detail"].str.contains("earlier delivery").any()
+    assert all(not r.history_id_duplicates and not r.history_content_duplicates for r in results)

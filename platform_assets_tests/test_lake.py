@@ -381,3 +381,97 @@ def test_tables_on_s3(
     assert (report.files_before, report.files_after) == (5, 1)
     assert all(path.startswith(f"s3://{s3_bucket}/lake/") for path in data_files("raw/flat"))
     assert lake.read_table("raw/flat").num_rows == 50
+
+
+# Writing in pieces and reading in batches
+
+
+def test_a_write_in_pieces_is_invisible_until_committed_and_gains_late_columns(
+    platform_env: PlatformSettings,
+) -> None:
+    """A TableWriter's files join the table in one commit; a later piece may bring a column (earlier rows read
+    it as null); an aborted writer leaves the table and its files as they were."""
+    catalog = lake.catalog()
+    write_table(catalog, "raw/pieces", frame(["old"]), partition_key="p")
+    before = data_files("raw/pieces")
+    with lib_lake.TableWriter(catalog, "raw/pieces", partition_key="p") as writer:
+        writer.write(frame(["a", "b", "c"]))
+        writer.write(pa.table({"id": ["d"], "value": [3], "note": ["late"]}))
+        assert lake.read_table("raw/pieces").column("id").to_pylist() == ["old"]
+        result = writer.commit()
+    # The piece with a new column starts a file of its own (a parquet file has one schema).
+    assert (result.rows, result.files) == (4, 2)
+    rows = {row["id"]: row["note"] for row in lake.read_table("raw/pieces").to_pylist()}
+    assert rows == {"a": None, "b": None, "c": None, "d": "late"}
+
+    committed = lake.read_table("raw/pieces")
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        lib_lake.TableWriter(catalog, "raw/pieces", partition_key="p") as w,
+    ):
+        w.write(frame(["x", "y", "z"]))
+        written = list(w.paths)
+        raise RuntimeError("boom")
+    assert lake.read_table("raw/pieces").equals(committed)
+    assert written and not any(Path(path.removeprefix("file://")).exists() for path in written)
+    assert not set(before) & set(data_files("raw/pieces"))
+
+
+def test_batches_come_one_file_at_a_time_in_the_order_asked(
+    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`iter_batches` reads a partition's files in the order of a column's lower bound, in batches no larger
+    than asked, with exactly the rows pyiceberg's own scan returns (columns it asks for only)."""
+    from pyiceberg.expressions import EqualTo
+
+    catalog = lake.catalog()
+    monkeypatch.setattr(lib_lake, "ROWS_PER_FILE", 5)
+    rows = pa.table({"line": list(range(45)), "id": [f"r{i}" for i in range(45)], "text": ["t"] * 45})
+    # Written last lines first: five files of up to 10 lines, none in line order.
+    pieces = [rows.slice(start, 10).to_batches()[0] for start in (40, 30, 20, 10, 0)]
+    write_table(
+        catalog, "raw/ordered", pa.RecordBatchReader.from_batches(rows.schema, pieces), partition_key="one"
+    )
+    write_table(catalog, "raw/ordered", rows.slice(0, 5), partition_key="two")
+    table = catalog.load_table("raw.ordered")
+    assert len(list(table.scan().plan_files())) == 6
+    batches = list(
+        lib_lake.iter_batches(
+            table,
+            row_filter=EqualTo("_partition", "one"),
+            columns=["line", "id"],
+            batch_rows=4,
+            order_by="line",
+        )
+    )
+    assert max(batch.num_rows for batch in batches) <= 4
+    read = pa.Table.from_batches(batches)
+    assert read.column_names == ["line", "id"]
+    assert read.column("line").to_pylist() == list(range(45))
+    expected = table.scan(row_filter=EqualTo("_partition", "one"), selected_fields=("line", "id")).to_arrow()
+    assert sorted_rows(read) == sorted_rows(expected)
+
+
+def test_runs_that_create_a_partitioned_table_at_the_same_time_both_write_their_partition(
+    platform_env: PlatformSettings,
+) -> None:
+    """Two first writes of a new partitioned table at once (two first deliveries): the table is created with
+    its partition spec in one commit, so neither finds it unpartitioned, and both partitions land."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    # A catalog (a connection) for each writer, as each run's process has its own.
+    catalogs = {"a": open_catalog(), "b": open_catalog()}
+    for attempt in range(4):
+        name = f"raw/raced_{attempt}"
+        start = threading.Barrier(2, timeout=60)
+
+        def first_write(partition: str, name: str = name, start: threading.Barrier = start) -> int:
+            start.wait()
+            return write_table(catalogs[partition], name, frame([partition]), partition_key=partition).rows
+
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(first_write, ["a", "b"])) == [1, 1]
+        table = lake.catalog().load_table(lib_lake.table_name(name))
+        assert [field.name for field in table.spec().fields] == ["_partition"]
+        assert sorted(lake.read_table(name).column("id").to_pylist()) == ["a", "b"]

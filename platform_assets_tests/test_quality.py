@@ -7,6 +7,7 @@ import pytest
 from platform_assets.defs.reviews.assets import CleanedReviewsType
 from platform_assets.defs.reviews.checks import cleaned_contract
 from platform_assets.defs.reviews.contract import CLEANED_REVIEWS, RAW_REVIEWS
+from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib import quality as q
 from platform_assets.lib.config import PlatformSettings
 from platform_assets.lib.contract import Column, DatasetContract
@@ -179,7 +180,7 @@ def test_pandera_dagster_type_fails_the_step_and_keeps_the_previous_output(
 
 
 def test_a_broken_value_rule_is_reported_by_name_by_the_blocking_contract_check(
-    platform_env: PlatformSettings,
+    platform_env: PlatformSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A duplicate id and an out-of-range rating pass the type (structure) and fail `cleaned_contract`,
     which names both rules with their evidence and keeps everything downstream from running."""
@@ -188,19 +189,30 @@ def test_a_broken_value_rule_is_reported_by_name_by_the_blocking_contract_check(
     bad.loc[0, "rating"] = 9
 
     @dg.asset(
-        key=CLEANED_REVIEWS.asset_key, io_manager_key="lake_io_manager", dagster_type=CleanedReviewsType
+        key=CLEANED_REVIEWS.asset_key,
+        io_manager_key="lake_io_manager",
+        dagster_type=CleanedReviewsType,
+        partitions_def=review_deliveries,
+        metadata={"lake/partition_column": DELIVERY_COLUMN},
     )
     def cleaned() -> pd.DataFrame:
         return bad
 
-    @dg.asset(deps=[cleaned])
+    @dg.asset(deps=[cleaned], partitions_def=review_deliveries)
     def downstream() -> None:
         raise AssertionError("a failed blocking check must keep this from running")
 
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(review_deliveries.name, ["f.csv"])
+    # The check reads the partition from the lake a batch at a time: two batches of one row here, so the
+    # duplicate id is only found across batches.
+    monkeypatch.setenv("PLATFORM_CHUNK_ROWS", "1")
     result = dg.materialize(
         [cleaned, downstream, cleaned_contract],
         resources={"lake_io_manager": LakeIOManager()},
         raise_on_error=False,
+        instance=instance,
+        partition_key="f.csv",
     )
     assert not result.success
     assert not [e for e in result.all_events if e.is_step_failure and e.step_key == "cleaned__reviews"]
@@ -288,3 +300,52 @@ def test_every_reviews_column_is_described_in_the_ui() -> None:
         schema = graph.get(contract.asset_key).metadata["dagster/column_schema"]
         assert [c.name for c in schema.columns] == contract.column_names
         assert all(c.description for c in schema.columns)
+
+
+def _summary(result: q.SuiteResult) -> list[tuple]:
+    return [
+        (
+            r.rule.description,
+            r.success,
+            r.unexpected_count,
+            round(r.unexpected_percent or 0.0, 6),
+            r.observed_value,
+        )
+        for r in result.rules
+    ]
+
+
+@pytest.mark.parametrize("piece_rows", [1, 2, 3, 5])
+def test_a_suite_validated_piece_by_piece_gives_the_whole_frames_result(piece_rows: int) -> None:
+    """Counts, shares (`mostly` over the totals), uniqueness across pieces and the row count are the same as
+    one validation of the whole frame, however the frame is cut."""
+    suite = q.Suite(
+        name="pieces",
+        rules=[
+            q.row_count_between(1, 4),
+            q.column_exists("kind"),
+            q.not_null("id"),
+            q.null_ratio_below("id", 0.25),
+            q.between("amount", 0, 10, mostly=0.5),
+            q.in_set("kind", ["view", "click"]),
+            q.unique("id"),
+            q.not_matches_regex("kind", r"^b"),
+        ],
+    )
+    accumulator = q.SuiteAccumulator(suite)
+    for start in range(0, len(FRAME), piece_rows):
+        accumulator.add(FRAME.iloc[start : start + piece_rows])
+    pieces, whole = accumulator.result(), q.validate(FRAME, suite)
+    assert _summary(pieces) == _summary(whole)
+    assert pieces.rows == whole.rows == len(FRAME)
+    assert pieces.score == whole.score < 1.0
+    unique_rule = pieces.rules[6]
+    assert sorted(unique_rule.sample) == ["b", "b"]
+
+
+def test_a_suite_over_no_rows_is_the_empty_frames_result() -> None:
+    suite = q.Suite(name="empty", rules=[q.row_count_between(1), q.not_null("id")])
+    accumulator = q.SuiteAccumulator(suite)
+    accumulator.add(FRAME.head(0))
+    assert _summary(accumulator.result()) == _summary(q.validate(FRAME.head(0), suite))
+    assert not accumulator.result().passed

@@ -207,6 +207,12 @@ class PlatformSettings:
         return _env_number("PLATFORM_LANDING_MAX_EXTRA_COLUMNS", int, 50, 0)
 
     @property
+    def chunk_rows(self) -> int:
+        """PLATFORM_CHUNK_ROWS: rows a reviews step reads, cleans and validates at once (250000); a step's
+        memory follows this, not the size of the delivery."""
+        return _env_number("PLATFORM_CHUNK_ROWS", int, 250_000, 1)
+
+    @property
     def embed_backend(self) -> str:
         """PLATFORM_EMBED_BACKEND: auto (default), torch, onnx or onnx-int8; ValueError names the variable."""
         return embed_backend_name(_env("PLATFORM_EMBED_BACKEND") or "auto", "PLATFORM_EMBED_BACKEND")

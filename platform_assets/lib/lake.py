@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import re
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -50,6 +49,10 @@ PARTITION_COLUMN_METADATA = "lake/partition_column"
 TABLE_PER_PARTITION_METADATA = "lake/table_per_partition"
 # Rows per data file: large enough for efficient scans, small enough that one file never holds a delivery.
 ROWS_PER_FILE = 1_000_000
+# Tries to add a write's new columns when other runs change the table's schema at the same time.
+SCHEMA_UPDATE_ATTEMPTS = 5
+# Rows of a staged write kept for the output's preview.
+PREVIEW_ROWS = 10
 # The pandas dtypes of the latest write, so a pandas round trip gives back the frame's dtypes.
 PANDAS_METADATA_PROPERTY = "platform.pandas-metadata"
 RUN_ID_PROPERTY = "dagster-run-id"
@@ -193,6 +196,201 @@ def _daft_batches(frame: Any) -> Iterator[pa.RecordBatch]:
         yield from (part.to_batches() if hasattr(part, "to_batches") else [part])
 
 
+class TableWriter:
+    """Writes record batches to new parquet files of a lake table (or of one partition of it); nothing is
+    visible to readers until `commit`, which replaces the partition (or the table) by those files in one
+    snapshot. `abort` (or leaving a `with` block on an error) deletes the files.
+
+    An asset that produces a large dataset in pieces (a delivery read in chunks) writes them here as they come
+    and returns the finished writer as its output: the lake IO manager commits it, so the rows are written once
+    and never held together in memory. Batches may bring new columns (the table gains them by name; earlier
+    files read them as null).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        key: dg.AssetKey | str | Sequence[str],
+        *,
+        partition_column: str | None = None,
+        partition_key: str | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.name = table_name(key)
+        self.partition_key = partition_key
+        self.partition_column = (partition_column or PARTITION_COLUMN) if partition_key is not None else None
+        self.paths: list[str] = []
+        self.rows = 0
+        # Nulls per column over every row written (a structure check reads them instead of the rows).
+        self.null_counts: dict[str, int] = {}
+        # The first rows written, for a preview; the pandas dtypes of the first frame written.
+        self.head: pa.Table | None = None
+        self.pandas_metadata: bytes | None = None
+        self._table: Table | None = None
+        self._file_schema: pa.Schema | None = None
+        self._writer: _ClosingWriter | None = None
+        self._rows_in_file = 0
+        self._finished = False
+
+    @property
+    def schema(self) -> pa.Schema | None:
+        """The table's Arrow schema as the files are written (None before the first batch)."""
+        return self._file_schema
+
+    def write(self, data: Any) -> None:
+        """Append rows: a pandas DataFrame, an Arrow table, record batch or reader, or a Daft DataFrame."""
+        if self._finished:
+            raise RuntimeError(f"{self.name}: the writer is finished; nothing more can be written")
+        import pyarrow as pa
+
+        if self.pandas_metadata is None and _is_pandas(data):
+            self.pandas_metadata = (pa.Schema.from_pandas(data, preserve_index=False).metadata or {}).get(
+                b"pandas"
+            )
+        schema, batches = _batches(data)
+        for batch in batches:
+            self._write_batch(batch)
+        if self._file_schema is None and schema is not None:
+            # No rows yet: the schema alone creates the table, so an empty output still writes its partition.
+            self._write_batch(pa.RecordBatch.from_pylist([], schema=schema))
+
+    def _write_batch(self, batch: pa.RecordBatch) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column, key = self.partition_column, self.partition_key
+        if key is not None and column not in batch.schema.names:
+            batch = batch.append_column(column, pa.array([key] * batch.num_rows, pa.string()))
+        if self._file_schema is None or not set(batch.schema.names) <= set(self._file_schema.names):
+            self._close_file()
+            self._table = _ensure_table(
+                self.catalog, self.name, iceberg_compatible_schema(batch.schema), column
+            )
+            self._file_schema = self._table.schema().as_arrow()
+        if batch.num_rows == 0:
+            return
+        batch = _conform(batch, self._file_schema)
+        if key is not None:
+            wrong = pc.sum(pc.invert(pc.fill_null(pc.equal(batch.column(column), key), False))).as_py()
+            if wrong:
+                raise ValueError(
+                    f"{self.name}: {wrong} rows of partition {key!r} have another value in its partition "
+                    f"column {column!r}"
+                )
+        if self._writer is None or self._rows_in_file >= ROWS_PER_FILE:
+            self._close_file()
+            assert self._table is not None
+            directory = f"{self._table.location().rstrip('/')}/data"
+            if key is not None:
+                directory += f"/{column}={quote(key, safe='')}"
+            self._writer, path = _open_file(self._table, directory, self._file_schema)
+            self.paths.append(path)
+            self._rows_in_file = 0
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+        self._rows_in_file += batch.num_rows
+        for name, values in zip(batch.schema.names, batch.columns, strict=True):
+            self.null_counts[name] = self.null_counts.get(name, 0) + values.null_count
+        if self.head is None:
+            self.head = pa.Table.from_batches([batch.slice(0, PREVIEW_ROWS)])
+
+    def _close_file(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
+
+    def finish(self) -> TableWriter:
+        """Close the last file: the writer now holds a complete, uncommitted version of the data."""
+        self._close_file()
+        self._finished = True
+        return self
+
+    def commit(
+        self,
+        snapshot_properties: Mapping[str, str] | None = None,
+        pandas_metadata: bytes | None = None,
+        *,
+        record_dtypes: bool = True,
+    ) -> WriteResult:
+        """Replace the partition (or the table) by the rows written, in one snapshot.
+
+        The table records `pandas_metadata`, or with `record_dtypes` the dtypes of the first frame written, so a
+        pandas reader gets them back."""
+        if pandas_metadata is None and record_dtypes:
+            pandas_metadata = self.pandas_metadata
+        self.finish()
+        if self._table is None:
+            raise ValueError(f"{self.name}: nothing was written, so the table's schema is unknown")
+        properties = {k: str(v) for k, v in (snapshot_properties or {}).items()}
+        if self.partition_key is not None:
+            properties[PARTITION_KEY_PROPERTY] = self.partition_key
+        try:
+            _commit(
+                self.catalog,
+                self.name,
+                self.paths,
+                self.partition_column,
+                self.partition_key,
+                properties,
+                pandas_metadata,
+            )
+        except BaseException:
+            self.abort()
+            raise
+        table = self.catalog.load_table(self.name)
+        snapshot = table.current_snapshot()
+        total = int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
+        assert self._file_schema is not None
+        return WriteResult(
+            table=self.name,
+            snapshot_id=snapshot.snapshot_id if snapshot else None,
+            rows=self.rows,
+            files=len(self.paths),
+            total_rows=total,
+            location=table.location(),
+            schema=self._file_schema,
+        )
+
+    def abort(self) -> None:
+        """Delete the files written: they belong to no snapshot."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._close_file()
+        self._finished = True
+        if self._table is not None:
+            for path in self.paths:
+                with contextlib.suppress(OSError):
+                    self._table.io.delete(path)
+        self.paths = []
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self.abort()
+
+
+def _is_pandas(data: Any) -> bool:
+    return type(data).__module__.startswith("pandas")
+
+
+def _conform(batch: pa.RecordBatch, file_schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` with the table's columns, in its order and types (columns it lacks as nulls)."""
+    import pyarrow as pa
+
+    columns = []
+    for field in file_schema:
+        if field.name in batch.schema.names:
+            column = batch.column(field.name)
+            if pa.types.is_dictionary(column.type):
+                column = column.dictionary_decode()
+            columns.append(column.cast(field.type) if column.type != field.type else column)
+        else:
+            columns.append(pa.nulls(batch.num_rows, field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=file_schema)
+
+
 def write_table(
     catalog: Catalog,
     key: dg.AssetKey | str | Sequence[str],
@@ -210,100 +408,11 @@ def write_table(
     the key. The table is created on the first write and gains new columns by name (a column whose type
     changes incompatibly fails with the column named).
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    name = table_name(key)
-    schema, batches = _batches(data)
-    first: pa.RecordBatch | None = None
-    if schema is None:
-        first = next(batches, None)
-        if first is None:
-            raise ValueError(f"{name}: the Daft frame produced no batches, so its schema is unknown")
-        schema = first.schema
-    add_partition = partition_key is not None and (partition_column or PARTITION_COLUMN) not in schema.names
-    partition_column = (partition_column or PARTITION_COLUMN) if partition_key is not None else None
-    if add_partition:
-        schema = schema.append(pa.field(partition_column, pa.string()))
-    target_schema = iceberg_compatible_schema(schema)
-    table = _ensure_table(catalog, name, target_schema, partition_column)
-    file_schema = table.schema().as_arrow()
-
-    def conform(batch: pa.RecordBatch) -> pa.RecordBatch:
-        if add_partition:
-            batch = batch.append_column(
-                partition_column, pa.array([partition_key] * batch.num_rows, pa.string())
-            )
-        columns = []
-        for field in file_schema:
-            if field.name in batch.schema.names:
-                column = batch.column(field.name)
-                if pa.types.is_dictionary(column.type):
-                    column = column.dictionary_decode()
-                columns.append(column.cast(field.type) if column.type != field.type else column)
-            else:
-                columns.append(pa.nulls(batch.num_rows, field.type))
-        return pa.RecordBatch.from_arrays(columns, schema=file_schema)
-
-    all_batches: Iterable[pa.RecordBatch] = itertools.chain([first] if first is not None else [], batches)
-    directory = f"{table.location().rstrip('/')}/data"
-    if partition_key is not None:
-        directory += f"/{partition_column}={quote(partition_key, safe='')}"
-    paths: list[str] = []
-    rows = 0
-    writer = None
-    rows_in_file = 0
-    try:
-        for batch in all_batches:
-            if batch.num_rows == 0:
-                continue
-            batch = conform(batch)
-            if partition_key is not None and not add_partition:
-                wrong = pc.sum(
-                    pc.invert(pc.fill_null(pc.equal(batch.column(partition_column), partition_key), False))
-                )
-                if wrong.as_py():
-                    raise ValueError(
-                        f"{name}: {wrong.as_py()} rows of partition {partition_key!r} have another value in "
-                        f"its partition column {partition_column!r}"
-                    )
-            if writer is None or rows_in_file >= ROWS_PER_FILE:
-                if writer is not None:
-                    writer.close()
-                writer, path = _open_file(table, directory, file_schema)
-                paths.append(path)
-                rows_in_file = 0
-            writer.write_batch(batch)
-            rows += batch.num_rows
-            rows_in_file += batch.num_rows
-        if writer is not None:
-            writer.close()
-            writer = None
-        properties = {k: str(v) for k, v in (snapshot_properties or {}).items()}
-        if partition_key is not None:
-            properties[PARTITION_KEY_PROPERTY] = partition_key
-        _commit(catalog, name, paths, partition_column, partition_key, properties, pandas_metadata)
-    except BaseException:
-        # Nothing was committed: the files written so far belong to no snapshot, so they go.
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
-        for path in paths:
-            with contextlib.suppress(OSError):
-                table.io.delete(path)
-        raise
-    table = catalog.load_table(name)
-    snapshot = table.current_snapshot()
-    total = int(snapshot.summary.get("total-records", 0)) if snapshot and snapshot.summary else 0
-    return WriteResult(
-        table=name,
-        snapshot_id=snapshot.snapshot_id if snapshot else None,
-        rows=rows,
-        files=len(paths),
-        total_rows=total,
-        location=table.location(),
-        schema=file_schema,
-    )
+    with TableWriter(catalog, key, partition_column=partition_column, partition_key=partition_key) as writer:
+        writer.write(data)
+        if writer.schema is None:
+            raise ValueError(f"{writer.name}: the Daft frame produced no batches, so its schema is unknown")
+        return writer.commit(snapshot_properties, pandas_metadata, record_dtypes=False)
 
 
 def _open_file(table: Table, directory: str, schema: pa.Schema) -> tuple[Any, str]:
@@ -330,30 +439,40 @@ class _ClosingWriter:
 
 def _ensure_table(catalog: Catalog, name: str, schema: pa.Schema, partition_column: str | None) -> Table:
     """Load the table, creating it (and its namespace) or adding the columns `schema` brings."""
-    from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+    from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, TableAlreadyExistsError
 
     namespace = name.split(".", 1)[0]
-    catalog.create_namespace_if_not_exists(namespace)
+    try:
+        catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        # Another run created it between the check and the insert (the SQL catalog then fails on its key).
+        if not catalog.namespace_exists(namespace):
+            raise
     try:
         table = catalog.load_table(name)
     except NoSuchTableError:
-        try:
-            table = catalog.create_table(name, schema=schema)
-        except TableAlreadyExistsError:  # another run created it in between
-            table = catalog.load_table(name)
-        else:
-            if partition_column is not None:
-                with table.update_spec() as spec:
-                    spec.add_identity(partition_column)
-                table = catalog.load_table(name)
-            return table
-    existing = set(table.schema().as_arrow().names)
-    if not set(schema.names) <= existing:
+        # Created with its partition spec in one commit: a run that creates the same table at the same time
+        # (two first deliveries) finds it complete, never unpartitioned for a moment.
+        create = catalog.create_table_transaction(name, schema=schema)
+        if partition_column is not None:
+            with create.update_spec() as spec:
+                spec.add_identity(partition_column)
+        # Another run created it in between (the SQL catalog says so with a failed commit).
+        with contextlib.suppress(TableAlreadyExistsError, CommitFailedException):
+            create.commit_transaction()
+        table = catalog.load_table(name)
+    for attempt in range(SCHEMA_UPDATE_ATTEMPTS):
+        if set(schema.names) <= set(table.schema().as_arrow().names):
+            break
         try:
             with table.update_schema() as update:
                 update.union_by_name(schema)
         except ValueError as err:
             raise ValueError(f"{name}: the new columns do not fit the table's schema: {err}") from err
+        except CommitFailedException:
+            # Another run changed the table (its own new columns) in between: look again.
+            if attempt == SCHEMA_UPDATE_ATTEMPTS - 1:
+                raise
         table = catalog.load_table(name)
     if partition_column is not None and not any(
         table.schema().find_column_name(f.source_id) == partition_column for f in table.spec().fields
@@ -430,15 +549,75 @@ def scan(
     )
 
 
+def iter_batches(
+    table: Table,
+    *,
+    row_filter: Any = None,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = 100_000,
+    order_by: str | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The table's rows (those in the files `row_filter` selects: use it for partitions) as record batches of
+    at most `batch_rows` rows, one data file at a time, so memory holds one batch whatever the table's size.
+
+    pyiceberg's own batch reader reads every selected file at once, each into a list of batches; this reads
+    the files one after the other with pyarrow. `order_by`: a column by whose lower bound (from the file's
+    statistics) the files are read, so that rows written in that order come back in it. Files are the
+    platform's copy-on-write files: a scan that needs delete files falls back to pyiceberg's reader.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if table.current_snapshot() is None:
+        return
+    tasks = list(scan(table, row_filter=row_filter).plan_files())
+    schema = table.schema()
+    wanted = schema.as_arrow() if not columns else pa.schema([schema.as_arrow().field(c) for c in columns])
+    if any(task.delete_files for task in tasks):
+        reader = scan(table, row_filter=row_filter, columns=columns).to_arrow_batch_reader()
+        yield from reader
+        return
+    if order_by is not None:
+        from pyiceberg.conversions import from_bytes
+
+        field = schema.find_field(order_by)
+
+        def lower_bound(task: Any) -> Any:
+            raw = (task.file.lower_bounds or {}).get(field.field_id)
+            return (0, from_bytes(field.field_type, raw)) if raw is not None else (1, 0)
+
+        tasks.sort(key=lower_bound)
+    for task in tasks:
+        with table.io.new_input(task.file.file_path).open() as stream:
+            parquet = pq.ParquetFile(stream)
+            present = [name for name in wanted.names if name in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
+                arrays = [
+                    batch.column(f.name).cast(f.type)
+                    if f.name in present
+                    else pa.nulls(batch.num_rows, f.type)
+                    for f in wanted
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, schema=wanted)
+
+
 def to_pandas(table: Table, arrow: pa.Table, drop: Sequence[str] = ()) -> pd.DataFrame:
     """An Arrow result as pandas with the dtypes of the frame last written (strings stay `string`, …)."""
     arrow = arrow.drop_columns([name for name in drop if name in arrow.column_names])
     recorded = table.properties.get(PANDAS_METADATA_PROPERTY)
-    if recorded:
-        meta = json.loads(recorded)
+    return with_pandas_dtypes(arrow, recorded.encode() if recorded else None)
+
+
+def with_pandas_dtypes(arrow: pa.Table, pandas_metadata: bytes | None) -> pd.DataFrame:
+    """`arrow` as pandas with the dtypes `pandas_metadata` (recorded from a frame of the same columns) names."""
+    if pandas_metadata:
+        meta = json.loads(pandas_metadata)
         names = [c["name"] for c in meta.get("columns", []) if c.get("name") is not None]
-        if sorted(names) == sorted(arrow.column_names):
-            arrow = arrow.select(names).replace_schema_metadata({b"pandas": recorded.encode()})
+        # The recorded frame's column order first; columns it did not have (other partitions') after, and
+        # pandas leaves recorded columns that are absent out: the dtypes apply by name.
+        order = [n for n in names if n in arrow.column_names]
+        order += [n for n in arrow.column_names if n not in order]
+        arrow = arrow.select(order).replace_schema_metadata({b"pandas": pandas_metadata})
     return arrow.to_pandas(coerce_temporal_nanoseconds=True)
 
 
@@ -493,6 +672,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         if partition_key is not None and metadata.get(TABLE_PER_PARTITION_METADATA):
             key, partition_key = partition_table_key(context.asset_key, partition_key), None
         column = metadata.get(PARTITION_COLUMN_METADATA)
+        properties = {RUN_ID_PROPERTY: context.run_id}
+        if isinstance(obj, TableWriter):
+            context.add_output_metadata(self._commit_staged(obj, key, partition_key, column, properties))
+            return
         pandas_metadata = None
         if isinstance(obj, pd.DataFrame):
             import pyarrow as pa
@@ -504,13 +687,50 @@ class LakeIOManager(dg.ConfigurableIOManager):
             obj,
             partition_column=column,
             partition_key=partition_key,
-            snapshot_properties={RUN_ID_PROPERTY: context.run_id},
+            snapshot_properties=properties,
             pandas_metadata=pandas_metadata if partition_key is None or column else None,
         )
         preview = None
         if isinstance(obj, pd.DataFrame):
             preview = obj.head(10)
         context.add_output_metadata(arrow_metadata(result, preview, drop=(PARTITION_COLUMN,)))
+
+    def writer(
+        self,
+        key: dg.AssetKey | str | Sequence[str],
+        partition_key: str | None = None,
+        partition_column: str | None = None,
+    ) -> TableWriter:
+        """A writer for an output too large to hold whole: write it in pieces, then return the writer as the
+        output (the IO manager commits it). Give the partition column the asset's metadata names, if any."""
+        return TableWriter(
+            self.catalog(), key, partition_column=partition_column, partition_key=partition_key
+        )
+
+    def _commit_staged(
+        self,
+        writer: TableWriter,
+        key: Any,
+        partition_key: str | None,
+        column: str | None,
+        properties: dict[str, str],
+    ) -> dict[str, Any]:
+        from platform_assets.lib.metadata import arrow_metadata
+
+        expected = (table_name(key), partition_key, (column or PARTITION_COLUMN) if partition_key else None)
+        staged = (writer.name, writer.partition_key, writer.partition_column)
+        if staged != expected:
+            writer.abort()
+            raise ValueError(
+                f"the output was staged for table {staged[0]} partition {staged[1]!r} (column {staged[2]!r}), "
+                f"but it belongs to {expected[0]} partition {expected[1]!r} (column {expected[2]!r})"
+            )
+        keep_dtypes = partition_key is None or column
+        result = writer.commit(properties, record_dtypes=bool(keep_dtypes))
+        preview = None
+        if writer.head is not None:
+            preview = with_pandas_dtypes(writer.head, writer.pandas_metadata)
+        return arrow_metadata(result, preview, drop=(PARTITION_COLUMN,))
 
     def load_input(self, context: dg.InputContext) -> Any:
         import pyarrow as pa

@@ -4,6 +4,7 @@ Each dataset's columns and rules are its contract (`contract.py`); the Dagster t
 shown in the UI and the quality scores below are derived from it.
 """
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from platform_assets.defs.lake_sync.assets import LAKE_SYNC
-from platform_assets.defs.reviews.cleaning import clean_reviews
+from platform_assets.defs.reviews.cleaning import clean_delivery
 from platform_assets.defs.reviews.contract import (
     CLEANED_REVIEWS,
     EMBEDDED_REVIEWS,
@@ -30,9 +31,15 @@ from platform_assets.lib.embedding import (
     TextEmbedder,
     content_hash,
 )
-from platform_assets.lib.lake import PARTITION_COLUMN_METADATA
-from platform_assets.lib.landing import LandingFileError, read_landing, report_metadata
-from platform_assets.lib.quality import cleaning_outputs, pandera_dagster_type, score_metadata
+from platform_assets.lib.lake import PARTITION_COLUMN_METADATA, TableWriter
+from platform_assets.lib.landing import LandingFileError, iter_landing_file, report_metadata
+from platform_assets.lib.memory import release_free_memory
+from platform_assets.lib.quality import (
+    SuiteAccumulator,
+    cleaning_outputs,
+    pandera_dagster_type,
+    results_metadata,
+)
 from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, equals_any, read_columns
 from platform_assets.ops.k8s_config import embedding_op_tags
 
@@ -47,6 +54,10 @@ QUARANTINE = QUARANTINED_REVIEWS.asset_key
 EMBEDDED = EMBEDDED_REVIEWS.asset_key
 # The landing reader's column types (the tests and benchmarks read landing files with it too).
 REVIEW_SCHEMA = RAW_REVIEWS.reader_schema()
+# The concurrency pool of the cleaning step and its limit: one delivery's cleaning at a time (set on the
+# instance by the landing sensor and `materialize_deliveries`, lib.instance.ensure_pool_limits).
+CLEANING_POOL = "reviews_cleaning"
+POOL_LIMITS = {CLEANING_POOL: 1}
 
 # Structure only (columns, dtypes, lineage never null): the value rules are the suites' asset checks.
 RawReviewsType = pandera_dagster_type(
@@ -71,6 +82,8 @@ PARTITIONED_BY_DELIVERY = {PARTITION_COLUMN_METADATA: DELIVERY_COLUMN}
     # Collection nodes deliver into the landing zone through lake sync: lineage node → landing → raw.
     deps=[dg.AssetDep(LAKE_SYNC, partition_mapping=dg.AllPartitionMapping())],
     dagster_type=RawReviewsType,
+    # The delivery is written to its table chunk by chunk through the IO manager's writer.
+    required_resource_keys={"lake_io_manager"},
     # The source should deliver at least every two hours: warn after one, fail after two.
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=FRESHNESS_LIMIT, warn_window=FRESHNESS_LIMIT / 2
@@ -84,35 +97,49 @@ PARTITIONED_BY_DELIVERY = {PARTITION_COLUMN_METADATA: DELIVERY_COLUMN}
         "columns kept, plus _source_file, _source_line and _ingest_error for values that did not fit."
     ),
 )
-def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    """Read the partition's delivery; a file that cannot be parsed fails the run naming the file and line."""
+def raw_reviews(context: dg.AssetExecutionContext) -> TableWriter:
+    """Stream the partition's delivery into the lake chunk by chunk (memory holds one chunk, whatever the
+    file's size); a file that cannot be parsed fails the run naming the file and line, and commits nothing."""
     settings = get_settings()
     landing = settings.landing_dir_for("reviews")
     delivery = context.partition_key
     # A delivery with thousands of columns would otherwise widen every layer and its metadata.
     max_extra = settings.landing_max_extra_columns
-    try:
-        frame, report = read_landing(
-            landing, REVIEW_SCHEMA, include=lambda relative: relative == delivery, max_extra_columns=max_extra
-        )
-    except LandingFileError as err:
-        # A Failure shows the message itself at the top of the step's error in the UI, not a stack trace.
-        raise dg.Failure(description=str(err), metadata={"file_error": str(err)}) from err
-    if not report.files:
-        reason = report.ignored_reasons.get(delivery)
-        raise dg.Failure(
-            description=f"Delivery {delivery} is not a readable file under {landing}"
-            + (f": {reason}" if reason else " (it was moved or deleted)")
-        )
+    writer = context.resources.lake_io_manager.writer(RAW, delivery, DELIVERY_COLUMN)
+    quality = SuiteAccumulator(RAW_REVIEWS.suite)
+    with writer:
+        try:
+            stream = iter_landing_file(
+                landing / delivery,
+                landing,
+                REVIEW_SCHEMA,
+                max_extra_columns=max_extra,
+                chunk_rows=settings.chunk_rows,
+            )
+            for chunk in stream:
+                writer.write(chunk)
+                quality.add(chunk)
+                del chunk
+                release_free_memory()
+        except (LandingFileError, ValueError) as err:
+            # A Failure shows the message itself at the top of the step's error in the UI, not a stack trace.
+            raise dg.Failure(description=str(err), metadata={"file_error": str(err)}) from err
+        report = stream.report
+        if not report.files:
+            reason = report.ignored_reasons.get(delivery)
+            raise dg.Failure(
+                description=f"Delivery {delivery} is not a readable file under {landing}"
+                + (f": {reason}" if reason else " (it was moved or deleted)")
+            )
     context.add_output_metadata(
         {
             "landing_dir": dg.MetadataValue.path(str(landing)),
             **report_metadata(context, report, max_extra),
             "rows_with_type_errors": report.rows_with_type_errors,
-            **score_metadata(frame, [RAW_REVIEWS.suite], context),
+            **results_metadata([quality.result()], context),
         }
     )
-    return frame
+    return writer.finish()
 
 
 @dg.multi_asset(
@@ -134,35 +161,87 @@ def raw_reviews(context: dg.AssetExecutionContext) -> pd.DataFrame:
             description="Rejected reviews with their original values, reject_reason (a code) and reject_detail.",
         ),
     },
-    ins={"raw": dg.AssetIn(key=RAW)},
+    # The delivery's raw rows are read from the lake in chunks (not loaded as an input), so no step holds a
+    # delivery whole.
+    deps=[RAW],
     partitions_def=review_deliveries,
     group_name=GROUP,
-    # The earlier deliveries' keys are read from the catalog the outputs are written to.
+    # The raw rows and the earlier deliveries' keys are read from the catalog the outputs are written to.
     required_resource_keys={"lake_io_manager"},
+    # One delivery's cleaning at a time, across runs: each checks its rows against the keys the others
+    # committed, so two running at once could both keep a review_id they share (POOL_LIMITS).
+    pool=CLEANING_POOL,
 )
-def cleaned_reviews(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Iterator[dg.Output]:
+def cleaned_reviews(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
     """Split one delivery's raw reviews into cleaned and quarantine with Daft; every raw row lands in one.
 
-    Earlier deliveries count as delivered first: their review_ids and content keys (two columns of
-    cleaned/reviews, never their texts) make a repeat in this delivery a duplicate.
+    The delivery is read from the lake and cleaned in chunks of PLATFORM_CHUNK_ROWS rows, in file order; both outputs
+    are written chunk by chunk and committed once at the end. Earlier deliveries count as delivered first:
+    their review_ids and content keys (two columns of cleaned/reviews, never their texts) make a repeat in this
+    delivery a duplicate; earlier chunks of this delivery count the same way, so the split is the one a
+    cleaning of the whole delivery at once gives.
     """
-    catalog = context.resources.lake_io_manager.catalog()
-    history = _earlier_deliveries_keys(catalog, context.partition_key)
-    result = clean_reviews(raw, history)
-    quarantine = _name_earlier_deliveries(catalog, result.quarantine, result.history_id_duplicates)
+    lake = context.resources.lake_io_manager
+    catalog = lake.catalog()
+    delivery = context.partition_key
+    history = _earlier_deliveries_keys(catalog, delivery)
+    cleaned = lake.writer(CLEANED, delivery, DELIVERY_COLUMN)
+    quarantine = lake.writer(QUARANTINE, delivery, DELIVERY_COLUMN)
+    cleaned_quality = SuiteAccumulator(CLEANED_REVIEWS.suite)
+    quarantine_quality = SuiteAccumulator(QUARANTINED_REVIEWS.suite)
+    reasons: Counter[str] = Counter()
+    raw_rows = 0
+    with cleaned, quarantine:
+        for result in clean_delivery(_raw_chunks(catalog, delivery), history):
+            rejected = _name_earlier_deliveries(
+                catalog, delivery, result.quarantine, result.history_id_duplicates
+            )
+            raw_rows += len(result.cleaned) + len(rejected)
+            reasons.update(result.reasons())
+            cleaned.write(result.cleaned)
+            quarantine.write(rejected)
+            cleaned_quality.add(result.cleaned)
+            quarantine_quality.add(rejected)
+            del result, rejected
+            release_free_memory()
     context.log.info(
-        f"cleaned {len(result.cleaned)} of {len(raw)} reviews of {context.partition_key} (checked against "
+        f"cleaned {cleaned.rows} of {raw_rows} reviews of {delivery} (checked against "
         f"{0 if history is None else history.num_rows} reviews of earlier deliveries); "
-        f"quarantined {result.reasons()}"
+        f"quarantined {dict(reasons.most_common())}"
     )
     yield from cleaning_outputs(
         context,
-        len(raw),
-        result.cleaned,
-        quarantine,
-        cleaned_suites=[CLEANED_REVIEWS.suite],
-        quarantine_suites=[QUARANTINED_REVIEWS.suite],
+        raw_rows,
+        cleaned.finish(),
+        quarantine.finish(),
+        cleaned_suites=[cleaned_quality],
+        quarantine_suites=[quarantine_quality],
+        reasons=dict(reasons.most_common()),
     )
+
+
+def _raw_chunks(catalog: Any, delivery: str) -> Iterator[pd.DataFrame]:
+    """The delivery's raw rows in chunks of at most PLATFORM_CHUNK_ROWS rows, in file order, with their dtypes."""
+    import pyarrow as pa
+
+    from platform_assets.lib.lake import iter_batches, load_table, partition_filter, to_pandas
+
+    table = load_table(catalog, RAW)
+    if table is None:
+        raise dg.Failure(description=f"{RAW.to_user_string()} has no table in the lake; materialize it first")
+    batches = iter_batches(
+        table,
+        row_filter=partition_filter(DELIVERY_COLUMN, [delivery]),
+        batch_rows=get_settings().chunk_rows,
+        order_by="_source_line",
+    )
+    empty = True
+    for batch in batches:
+        empty = False
+        yield to_pandas(table, pa.Table.from_batches([batch]))
+    if empty:
+        # A delivery without rows still gives both outputs their columns.
+        yield to_pandas(table, table.schema().as_arrow().empty_table())
 
 
 def _earlier_deliveries_keys(catalog: Any, delivery: str) -> "pa.Table | None":
@@ -180,12 +259,12 @@ def _earlier_deliveries_keys(catalog: Any, delivery: str) -> "pa.Table | None":
 
 
 def _name_earlier_deliveries(
-    catalog: Any, quarantine: pd.DataFrame, review_ids: tuple[str, ...]
+    catalog: Any, delivery: str, quarantine: pd.DataFrame, review_ids: tuple[str, ...]
 ) -> pd.DataFrame:
     """Say in reject_detail which delivery (file and line) first brought each review_id repeated from one."""
     if not review_ids:
         return quarantine
-    from pyiceberg.expressions import In
+    from pyiceberg.expressions import And, In, NotEqualTo
 
     from platform_assets.lib.lake import read_arrow
 
@@ -194,7 +273,9 @@ def _name_earlier_deliveries(
             catalog,
             CLEANED,
             columns=["review_id", "_source_file", "_source_line"],
-            row_filter=In("review_id", tuple(sorted(set(review_ids)))),
+            row_filter=And(
+                NotEqualTo(DELIVERY_COLUMN, delivery), In("review_id", tuple(sorted(set(review_ids))))
+            ),
         )
         .to_pandas()
         .drop_duplicates("review_id")

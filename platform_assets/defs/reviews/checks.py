@@ -33,9 +33,11 @@ def _lance_frame(table: Any) -> pd.DataFrame:
 
 
 # Every check validates the run's delivery (its partition), so no check grows with the history.
-raw_expectations = suite_check(RAW, RAW_REVIEWS.suite, partitions_def=review_deliveries)
-cleaned_contract = suite_check(CLEANED, CLEANED_REVIEWS.suite, partitions_def=review_deliveries)
-quarantine_expectations = suite_check(QUARANTINE, QUARANTINED_REVIEWS.suite, partitions_def=review_deliveries)
+# The lake tables are read in batches, only the suite's columns: no check holds a delivery whole.
+raw_expectations, cleaned_contract, quarantine_expectations = (
+    suite_check(key, contract.suite, partitions_def=review_deliveries, lake_partition_column=DELIVERY_COLUMN)
+    for key, contract in ((RAW, RAW_REVIEWS), (CLEANED, CLEANED_REVIEWS), (QUARANTINE, QUARANTINED_REVIEWS))
+)
 # The vector table as a whole (LanceDB has no partitions): keys and hashes present and unique across
 # deliveries; it reads three scalar columns, never the vectors.
 embedded_expectations = suite_check(

@@ -17,9 +17,11 @@ How it stays fast (1M rows in about 3 s on two cores, where window functions too
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from platform_assets.defs.reviews.contract import MAX_TEXT_CHARS, MIN_TEXT_CHARS, RATING_RANGE, REJECT_REASONS
@@ -28,7 +30,6 @@ from platform_assets.lib.quality import reason_counts
 
 if TYPE_CHECKING:
     import daft
-    import numpy as np
     import pyarrow as pa
 
 # The contract's limits and codes are re-exported: the cleaning benchmark's pandas baseline reads them here.
@@ -38,6 +39,7 @@ __all__ = [
     "RATING_RANGE",
     "REJECT_REASONS",
     "CleaningResult",
+    "clean_delivery",
     "clean_reviews",
 ]
 
@@ -77,6 +79,8 @@ class CleaningResult:
     quarantine: pd.DataFrame
     # review_ids quarantined because an earlier delivery already holds them (their details name it).
     history_id_duplicates: tuple[str, ...] = ()
+    # Quarantine rows (by position) that repeat content an earlier delivery holds, with that content's key.
+    history_content_duplicates: tuple[tuple[int, int], ...] = ()
 
     def reasons(self) -> dict[str, int]:
         """Quarantined row count per reject_reason, most frequent first."""
@@ -207,7 +211,7 @@ def clean_reviews(raw: pd.DataFrame, history: pa.Table | None = None) -> Cleanin
         # Unsigned 64 bits; stored as the same bits in a signed column (Iceberg has no unsigned types).
         hash_of(col("user_id"), col("product_id"), _text_norm_expr(col("_text_clean"))),
     )
-    known_ids, known_content = _history_frames(history)
+    known_ids, known_content = _history_frames(history, valid.select("review_id", "_content_key").to_arrow())
     # A valid row whose review_id an earlier delivery holds repeats that (earlier) row.
     history_ids = valid.join(known_ids, on="review_id", how="semi").select("_ordinal").collect()
     fresh = valid.join(history_ids, on="_ordinal", how="anti")
@@ -244,19 +248,28 @@ def clean_reviews(raw: pd.DataFrame, history: pa.Table | None = None) -> Cleanin
 FROM_HISTORY = -2
 
 
-def _history_frames(history: pa.Table | None) -> tuple[daft.DataFrame, daft.DataFrame]:
-    """The earlier deliveries' review_ids and content keys, each as a one-column Daft frame (empty if none)."""
+def _history_frames(history: pa.Table | None, candidates: pa.Table) -> tuple[daft.DataFrame, daft.DataFrame]:
+    """The earlier deliveries' review_ids and content keys that `candidates` (this frame's valid rows) also
+    have, each as a one-column Daft frame (empty if none).
+
+    The history is only probed (pyarrow's `is_in` with the candidates as the hashed set), never copied or
+    hashed whole: it may hold millions of keys, the candidates one chunk's.
+    """
     import daft
-    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     ids = pa.array([], pa.large_string())
     keys = pa.array([], pa.uint64())
-    if history is not None:
-        ids = history.column("review_id").combine_chunks().cast(pa.large_string())
+    if history is not None and history.num_rows:
+        known = history.column("review_id")
+        wanted = candidates.column("review_id").combine_chunks().cast(known.type)
+        ids = known.filter(pc.is_in(known, value_set=wanted)).combine_chunks().cast(pa.large_string())
         if "_content_key" in history.column_names:
-            signed = history.column("_content_key").combine_chunks().drop_null().cast(pa.int64())
-            keys = pa.array(signed.to_numpy(zero_copy_only=False).view(np.uint64))
+            stored = history.column("_content_key")  # uint64 bits stored as int64 (Iceberg has no unsigned)
+            wanted_keys = candidates.column("_content_key").combine_chunks().view(pa.int64())
+            found = stored.filter(pc.fill_null(pc.is_in(stored, value_set=wanted_keys), False))
+            keys = found.combine_chunks().cast(pa.int64()).view(pa.uint64())
     return (
         daft.from_arrow(pa.table({"review_id": ids})),
         daft.from_arrow(pa.table({"_content_key": keys})),
@@ -332,7 +345,19 @@ def _assemble(
             positions[(first[positions] == FROM_HISTORY) & (reason[positions] == "duplicate_review_id")]
         )
     )
-    return CleaningResult(cleaned=cleaned, quarantine=quarantine, history_id_duplicates=history_ids)
+    from_history_content = np.flatnonzero(
+        (first[positions] == FROM_HISTORY) & (reason[positions] == "duplicate_content")
+    )
+    history_content = tuple(
+        (int(row), int(key))
+        for row, key in zip(from_history_content, content_key[positions[from_history_content]], strict=True)
+    )
+    return CleaningResult(
+        cleaned=cleaned,
+        quarantine=quarantine,
+        history_id_duplicates=history_ids,
+        history_content_duplicates=history_content,
+    )
 
 
 def _details(
@@ -387,3 +412,134 @@ def _details(
             detail = reason.replace("_", " ")
         details.append(detail)
     return details
+
+
+def clean_delivery(
+    chunks: Iterable[pd.DataFrame], history: pa.Table | None = None
+) -> Iterator[CleaningResult]:
+    """Clean one delivery that arrives in chunks (in file order), each chunk as `clean_reviews` would, and
+    with the result cleaning the whole delivery at once gives: memory holds one chunk and the keys.
+
+    Earlier chunks count as an earlier delivery would, through their keys alone (review_id, `_content_key`
+    and `_source_line`): a repeat of one of their review_ids or contents is a duplicate, and its
+    reject_detail names the first row as a whole-delivery cleaning does (file and line, or review_id).
+    Repeats of `history` (earlier deliveries) keep the detail `clean_reviews` gives them.
+    """
+    import pyarrow as pa
+
+    earlier: list[pa.Table] = []  # the keys of this delivery's earlier chunks
+    for chunk in chunks:
+        seen = pa.concat_tables(earlier) if earlier else None
+        result = clean_reviews(chunk, _joined_history(history, seen))
+        if seen is not None:
+            result = _name_repeats_within(result, seen)
+        earlier.append(_chunk_keys(result))
+        yield result
+
+
+def _joined_history(history: pa.Table | None, seen: pa.Table | None) -> pa.Table | None:
+    """Earlier deliveries' keys and this delivery's earlier chunks' keys as one table, without copying the
+    history (a concatenation of chunks; only the small `seen` is cast to the history's types)."""
+    import pyarrow as pa
+
+    if history is None or seen is None:
+        return history if seen is None else seen.select(["review_id", "_content_key"])
+    history = (
+        history.select(["review_id", "_content_key"])
+        if "_content_key" in history.column_names
+        else (
+            history.select(["review_id"]).append_column(
+                "_content_key", pa.nulls(history.num_rows, pa.int64())
+            )
+        )
+    )
+    seen = seen.select(["review_id", "_content_key"]).cast(history.schema)
+    return pa.concat_tables([history, seen])
+
+
+def _chunk_keys(result: CleaningResult) -> pa.Table:
+    """The keys a later chunk is checked against: the review_id of every row that was valid before
+    duplicates (cleaned, or a content repeat), and the content key of the cleaned rows."""
+    import pyarrow as pa
+
+    cleaned, quarantine = result.cleaned, result.quarantine
+    repeats = quarantine.loc[quarantine["reject_reason"] == "duplicate_content"]
+    return pa.table(
+        {
+            "review_id": pa.array(
+                np.concatenate(
+                    [cleaned["review_id"].to_numpy(dtype=object), repeats["review_id"].to_numpy(dtype=object)]
+                ),
+                pa.large_string(),
+            ),
+            "_content_key": pa.array(
+                np.concatenate(
+                    [cleaned["_content_key"].to_numpy(dtype=np.int64), np.zeros(len(repeats), np.int64)]
+                ),
+                mask=np.concatenate([np.zeros(len(cleaned), bool), np.ones(len(repeats), bool)]),
+            ),
+            "_source_line": pa.array(
+                np.concatenate(
+                    [cleaned["_source_line"].to_numpy(np.int64), repeats["_source_line"].to_numpy(np.int64)]
+                )
+            ),
+        }
+    )
+
+
+def _name_repeats_within(result: CleaningResult, seen: pa.Table) -> CleaningResult:
+    """Give repeats of an earlier chunk of the same delivery the details a whole-delivery cleaning gives."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    quarantine = result.quarantine
+    details = quarantine["reject_detail"].to_numpy(dtype=object, copy=True)
+    within_ids: set[str] = set()
+    if result.history_id_duplicates:
+        ids = pa.array(sorted(set(result.history_id_duplicates)), pa.large_string())
+        found = seen.filter(pc.is_in(seen.column("review_id"), value_set=ids))
+        # The first row holding each id (the earliest line: chunks come in file order).
+        first_line: dict[str, int] = {}
+        for review_id, line in zip(
+            found.column("review_id").to_pylist(), found.column("_source_line").to_pylist(), strict=True
+        ):
+            first_line[review_id] = min(line, first_line.get(review_id, line))
+        within_ids = set(first_line)
+        rows = np.flatnonzero(
+            (quarantine["reject_reason"] == "duplicate_review_id").to_numpy()
+            & quarantine["review_id"].isin(within_ids).to_numpy()
+        )
+        for row in rows:
+            review_id = quarantine.at[row, "review_id"]
+            if str(details[row]).endswith("already cleaned from an earlier delivery"):
+                details[row] = (
+                    f"review_id {review_id} first delivered in {quarantine.at[row, '_source_file']} "
+                    f"line {first_line[review_id]}"
+                )
+    within_content: list[tuple[int, int]] = []
+    if result.history_content_duplicates:
+        keys = pa.array(sorted({key for _, key in result.history_content_duplicates}), pa.int64())
+        found = seen.filter(pc.fill_null(pc.is_in(seen.column("_content_key"), value_set=keys), False))
+        first_id: dict[int, tuple[int, str]] = {}
+        for key, line, review_id in zip(
+            found.column("_content_key").to_pylist(),
+            found.column("_source_line").to_pylist(),
+            found.column("review_id").to_pylist(),
+            strict=True,
+        ):
+            if key not in first_id or line < first_id[key][0]:
+                first_id[key] = (line, review_id)
+        for row, key in result.history_content_duplicates:
+            if key in first_id:
+                details[row] = f"same user, product and text as review {first_id[key][1]}"
+                within_content.append((row, key))
+    quarantine = quarantine.copy(deep=False)
+    quarantine["reject_detail"] = pd.array(details, dtype="string")
+    return replace(
+        result,
+        quarantine=quarantine,
+        history_id_duplicates=tuple(i for i in result.history_id_duplicates if i not in within_ids),
+        history_content_duplicates=tuple(
+            item for item in result.history_content_duplicates if item not in set(within_content)
+        ),
+    )

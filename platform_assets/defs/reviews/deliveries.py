@@ -23,7 +23,12 @@ def landed_deliveries() -> list[str]:
 
 
 def register_deliveries(instance: dg.DagsterInstance, deliveries: Sequence[str]) -> None:
-    """Add the deliveries the instance does not know yet as partitions of `review_deliveries`."""
+    """Add the deliveries the instance does not know yet as partitions of `review_deliveries`, and give the
+    cleaning's concurrency pool its limit (one at a time) if the instance has none."""
+    from platform_assets.defs.reviews.assets import POOL_LIMITS
+    from platform_assets.lib.instance import ensure_pool_limits
+
+    ensure_pool_limits(instance, POOL_LIMITS)
     known = set(instance.get_dynamic_partitions(review_deliveries.name))
     new = [key for key in deliveries if key not in known]
     if new:

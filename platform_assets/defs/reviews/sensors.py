@@ -6,9 +6,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_assets.defs.reviews.assets import POOL_LIMITS
 from platform_assets.defs.reviews.jobs import reviews_job
 from platform_assets.defs.reviews.partitions import review_deliveries
 from platform_assets.lib.config import get_settings
+from platform_assets.lib.instance import ensure_pool_limits
 from platform_assets.lib.landing import display_name, list_landing_files, scan_landing
 
 DOMAIN = "reviews"
@@ -67,6 +69,9 @@ def reviews_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
         return dg.SkipReason(f"no review files under {landing}")
     instance = context.instance
     existing = set(instance.get_dynamic_partitions(review_deliveries.name)) if instance is not None else set()
+    if instance is not None:
+        # The runs it requests clean one delivery at a time (the cleaning's pool), whatever the run queue allows.
+        ensure_pool_limits(instance, POOL_LIMITS)
     new_keys = sorted(set(digests) - existing)
     return dg.SensorResult(
         run_requests=[

@@ -7,7 +7,12 @@ Suites are declared in code with the rule builders in `rules` (usually derived f
 a frame's structure when it is written.
 """
 
-from platform_assets.lib.quality.checks import check_result_from, score_metadata, suite_check
+from platform_assets.lib.quality.checks import (
+    check_result_from,
+    results_metadata,
+    score_metadata,
+    suite_check,
+)
 from platform_assets.lib.quality.rules import (
     Rule,
     Suite,
@@ -25,12 +30,19 @@ from platform_assets.lib.quality.rules import (
 )
 from platform_assets.lib.quality.schemas import pandera_dagster_type
 from platform_assets.lib.quality.split import cleaning_outputs, reason_counts, row_accounting_check
-from platform_assets.lib.quality.validation import RuleResult, SuiteResult, validate, weighted_score
+from platform_assets.lib.quality.validation import (
+    RuleResult,
+    SuiteAccumulator,
+    SuiteResult,
+    validate,
+    weighted_score,
+)
 
 __all__ = [
     "Rule",
     "RuleResult",
     "Suite",
+    "SuiteAccumulator",
     "SuiteResult",
     "between",
     "check_result_from",
@@ -46,6 +58,7 @@ __all__ = [
     "pandera_dagster_type",
     "reason_counts",
     "row_accounting_check",
+    "results_metadata",
     "row_count_between",
     "score_metadata",
     "suite_check",

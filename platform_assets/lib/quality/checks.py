@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from platform_assets.lib.quality.rules import Suite
-from platform_assets.lib.quality.validation import SuiteResult, validate, weighted_score
+from platform_assets.lib.quality.validation import SuiteAccumulator, SuiteResult, validate, weighted_score
 
 # Suite results an asset computed for its quality score, kept for the suite checks of the same run: the check
 # would otherwise validate the very frame the asset just stored a second time (GX is the largest cost of a
@@ -89,12 +89,17 @@ def suite_check(
     suite: Suite,
     to_frame: Callable[[Any], pd.DataFrame] | None = None,
     partitions_def: dg.PartitionsDefinition | None = None,
+    lake_partition_column: str | None = None,
 ) -> dg.AssetChecksDefinition:
     """One asset check that validates the latest value of `asset_key` (loaded by its IO manager) with `suite`.
 
     `to_frame` converts what the IO manager loads (e.g. a LanceDB table) into a DataFrame. For a partitioned
-    asset pass its `partitions_def`: the check then validates the partition of the run.
+    asset pass its `partitions_def`: the check then validates the partition of the run. For a lake asset
+    partitioned on a column of its own, pass `lake_partition_column`: the check then reads the partition
+    from the lake in batches (only the suite's columns), so it never holds the partition whole.
     """
+    if lake_partition_column is not None:
+        return _lake_suite_check(asset_key, suite, partitions_def, lake_partition_column)
 
     @dg.asset_check(
         asset=asset_key,
@@ -108,16 +113,95 @@ def suite_check(
         result = _take_shared(_shared_key(context, asset_key, suite), suite)
         if result is None:
             result = validate(to_frame(value) if to_frame else value, suite)
-        if not result.passed:
-            context.log.warning(
-                f"{asset_key.to_user_string()}:{suite.name} failed: "
-                + "; ".join(
-                    f"{r.rule.description} ({r.unexpected_count} unexpected)" for r in result.failures
-                )
-            )
-        return check_result_from(result)
+        return _reported(context, asset_key, result)
 
     return _check
+
+
+def _reported(context: Any, asset_key: dg.AssetKey, result: SuiteResult) -> dg.AssetCheckResult:
+    """The check result of a suite's result, with a warning in the run's log when it failed."""
+    if not result.passed:
+        context.log.warning(
+            f"{asset_key.to_user_string()}:{result.suite.name} failed: "
+            + "; ".join(f"{r.rule.description} ({r.unexpected_count} unexpected)" for r in result.failures)
+        )
+    return check_result_from(result)
+
+
+def _lake_suite_check(
+    asset_key: dg.AssetKey,
+    suite: Suite,
+    partitions_def: dg.PartitionsDefinition | None,
+    partition_column: str,
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_key,
+        name=suite.name,
+        blocking=suite.blocking,
+        partitions_def=partitions_def,
+        required_resource_keys={"lake_io_manager"},
+        description=suite.description
+        or f"{len(suite.rules)} rules: " + "; ".join(r.description for r in suite.rules),
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        result = _take_shared(_shared_key(context, asset_key, suite), suite)
+        if result is None:
+            partition = context.partition_key if partitions_def is not None else None
+            catalog = context.resources.lake_io_manager.catalog()
+            result = validate_lake_table(catalog, asset_key, suite, partition, partition_column)
+        return _reported(context, asset_key, result)
+
+    return _check
+
+
+def validate_lake_table(
+    catalog: Any,
+    asset_key: dg.AssetKey,
+    suite: Suite,
+    partition_key: str | None = None,
+    partition_column: str | None = None,
+    batch_rows: int | None = None,
+) -> SuiteResult:
+    """Validate a lake table (or one partition of it) with `suite`, a batch at a time, reading only the
+    suite's columns (all when it names none); `batch_rows` defaults to PLATFORM_CHUNK_ROWS."""
+    import pyarrow as pa
+
+    from platform_assets.lib.config import get_settings
+    from platform_assets.lib.lake import (
+        PARTITION_COLUMN,
+        iter_batches,
+        load_table,
+        partition_filter,
+        to_pandas,
+    )
+    from platform_assets.lib.memory import release_free_memory
+
+    accumulator = SuiteAccumulator(suite)
+    table = load_table(catalog, asset_key)
+    if table is None:
+        return accumulator.result()
+    names = table.schema().as_arrow().names
+    columns = (
+        [c for c in suite.columns if c in names]
+        if suite.columns
+        else [c for c in names if c != PARTITION_COLUMN]
+    )
+    row_filter = (
+        partition_filter(partition_column or PARTITION_COLUMN, [partition_key])
+        if partition_key is not None
+        else None
+    )
+    empty = True
+    for batch in iter_batches(
+        table, row_filter=row_filter, columns=columns, batch_rows=batch_rows or get_settings().chunk_rows
+    ):
+        empty = False
+        accumulator.add(to_pandas(table, pa.Table.from_batches([batch])))
+        del batch
+        release_free_memory()
+    if empty:
+        accumulator.add(to_pandas(table, table.schema().as_arrow().empty_table().select(columns)))
+    return accumulator.result()
 
 
 def score_metadata(
@@ -133,7 +217,16 @@ def score_metadata(
     kept for this run's suite checks of the asset, which then report them instead of validating the same data
     again.
     """
-    results = [validate(frame, suite) for suite in suites]
+    return results_metadata([validate(frame, suite) for suite in suites], context, asset_key, output_name)
+
+
+def results_metadata(
+    results: Sequence[SuiteResult],
+    context: dg.AssetExecutionContext | None = None,
+    asset_key: dg.AssetKey | None = None,
+    output_name: str | None = None,
+) -> dict[str, Any]:
+    """`score_metadata` for suites already validated (by a `SuiteAccumulator`, piece by piece)."""
     if context is not None and _run_id(context) is not None:
         key = asset_key or (context.asset_key_for_output(output_name) if output_name else context.asset_key)
         for result in results:

@@ -7,8 +7,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from platform_assets.lib.quality.checks import score_metadata
+from platform_assets.lib.quality.checks import results_metadata, score_metadata
 from platform_assets.lib.quality.rules import Suite
+from platform_assets.lib.quality.validation import SuiteAccumulator
 
 
 def reason_counts(quarantine: pd.DataFrame, column: str = "reject_reason") -> dict[str, int]:
@@ -21,17 +22,22 @@ def reason_counts(quarantine: pd.DataFrame, column: str = "reject_reason") -> di
 def cleaning_outputs(
     context: dg.AssetExecutionContext,
     raw_rows: int,
-    cleaned: pd.DataFrame,
-    quarantine: pd.DataFrame,
+    cleaned: Any,
+    quarantine: Any,
     *,
-    cleaned_suites: Sequence[Suite] = (),
-    quarantine_suites: Sequence[Suite] = (),
+    cleaned_suites: Sequence[Suite] | Sequence[SuiteAccumulator] = (),
+    quarantine_suites: Sequence[Suite] | Sequence[SuiteAccumulator] = (),
     cleaned_metadata: Mapping[str, Any] | None = None,
+    reasons: Mapping[str, int] | None = None,
 ) -> Iterator[dg.Output]:
     """The Outputs "cleaned" and "quarantine" of a cleaning multi-asset, with the metadata both always carry.
 
     Both: `raw_rows`; the quarantine: `reasons` (rows per reject_reason); each output with suites: its quality
     score (`score_metadata`, whose results the run's suite checks reuse).
+
+    `cleaned` and `quarantine`: DataFrames (validated here with the suites), or outputs written in pieces
+    (lake `TableWriter`s) with the suites' `SuiteAccumulator`s that saw the pieces and the quarantine's
+    `reasons` counted along the way.
     """
     outputs = (
         ("cleaned", cleaned, cleaned_suites, dict(cleaned_metadata or {})),
@@ -39,14 +45,21 @@ def cleaning_outputs(
             "quarantine",
             quarantine,
             quarantine_suites,
-            {"reasons": dg.MetadataValue.json(reason_counts(quarantine))},
+            {
+                "reasons": dg.MetadataValue.json(
+                    dict(reasons) if reasons is not None else reason_counts(quarantine)
+                )
+            },
         ),
     )
-    for name, frame, suites, extra in outputs:
+    for name, value, suites, extra in outputs:
         metadata: dict[str, Any] = {"raw_rows": raw_rows, **extra}
-        if suites:
-            metadata.update(score_metadata(frame, suites, context, output_name=name))
-        yield dg.Output(frame, output_name=name, metadata=metadata)
+        accumulated = [s for s in suites if isinstance(s, SuiteAccumulator)]
+        if accumulated:
+            metadata.update(results_metadata([s.result() for s in accumulated], context, output_name=name))
+        elif suites:
+            metadata.update(score_metadata(value, suites, context, output_name=name))
+        yield dg.Output(value, output_name=name, metadata=metadata)
 
 
 def row_accounting_check(

@@ -160,3 +160,133 @@ def validate(frame: pd.DataFrame, suite: Suite) -> SuiteResult:
             )
         )
     return SuiteResult(suite=suite, rules=results, rows=len(frame))
+
+
+# Rules whose share is taken over every row; the others' over the non-null values (as GX reports them).
+_OVER_ALL_ROWS = {"ExpectColumnValuesToNotBeNull", "ExpectColumnValuesToBeNull"}
+_ROW_COUNT = "ExpectTableRowCountToBeBetween"
+_UNIQUE = "ExpectColumnValuesToBeUnique"
+
+
+class SuiteAccumulator:
+    """One suite validated over a dataset that arrives in pieces (a delivery read in chunks), with the
+    result `validate` gives for the whole: memory holds a piece, never the dataset.
+
+    Per-row rules are validated per piece by GX and their counts added up (the `mostly` share over the
+    totals); the row count is judged on the total; uniqueness is judged over all pieces from the key
+    column's values alone (the only thing kept between pieces).
+    """
+
+    def __init__(self, suite: Suite) -> None:
+        self.suite = suite
+        self.rows = 0
+        self._per_piece = [r for r in suite.rules if r.expectation not in (_ROW_COUNT, _UNIQUE)]
+        self._piece_suite = (
+            Suite(name=suite.name, rules=self._per_piece, columns=suite.columns) if self._per_piece else None
+        )
+        # Per rule of the piece suite: [unexpected, denominator, sample, error, column exists, counted,
+        # passed on every piece].
+        self._counts: list[list[Any]] = [[0, 0, [], None, True, False, True] for _ in self._per_piece]
+        self._keys: dict[str, list[Any]] = {r.column: [] for r in suite.rules if r.expectation == _UNIQUE}
+        self._empty: pd.DataFrame | None = None
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Validate one piece."""
+        import pyarrow as pa
+
+        if not len(frame):
+            self._empty = frame.head(0) if self._empty is None else self._empty
+            return
+        self.rows += len(frame)
+        for column, values in self._keys.items():
+            if column in frame.columns:
+                values.append(pa.array(frame[column], from_pandas=True).drop_null())
+        if self._piece_suite is None:
+            return
+        result = validate(frame, self._piece_suite)
+        for counts, outcome in zip(self._counts, result.rules, strict=True):
+            column = outcome.rule.column
+            counts[6] = counts[6] and outcome.success
+            if outcome.error is not None and counts[3] is None:
+                counts[3] = outcome.error
+            if column is not None and column not in frame.columns:
+                counts[4] = False
+                continue
+            if column is None or outcome.unexpected_count is None:
+                continue
+            counts[0] += outcome.unexpected_count
+            counts[5] = True
+            counts[1] += (
+                len(frame)
+                if outcome.rule.expectation in _OVER_ALL_ROWS
+                else len(frame) - int(frame[column].isna().sum())
+            )
+            counts[2].extend(outcome.sample[: max(0, SAMPLE_SIZE - len(counts[2]))])
+
+    def result(self) -> SuiteResult:
+        """The suite's result over every piece added."""
+        if self.rows == 0:
+            return validate(self._empty if self._empty is not None else pd.DataFrame(), self.suite)
+        piece_counts = iter(self._counts)
+        results = []
+        for rule in self.suite.rules:
+            if rule.expectation == _ROW_COUNT:
+                results.append(_row_count_result(rule, self.rows))
+            elif rule.expectation == _UNIQUE:
+                results.append(_unique_result(rule, self._keys[rule.column]))
+            else:
+                unexpected, denominator, sample, error, exists, counted, passed = next(piece_counts)
+                results.append(
+                    _merged_result(rule, unexpected, denominator, sample, error, exists)
+                    if counted or error is not None or not exists
+                    # A rule GX reports without counts (a column that must exist): it passed on every piece.
+                    else RuleResult(rule=rule, success=passed)
+                )
+        return SuiteResult(suite=self.suite, rules=results, rows=self.rows)
+
+
+def _merged_result(
+    rule: Rule, unexpected: int, denominator: int, sample: list[Any], error: str | None, exists: bool
+) -> RuleResult:
+    if rule.column is None or not exists or error is not None:
+        # A rule about the table (or a column some piece lacked) passed only if it passed on every piece.
+        return RuleResult(rule=rule, success=exists and error is None, error=error)
+    percent = 100.0 * unexpected / denominator if denominator else 0.0
+    mostly = dict(rule.kwargs).get("mostly")
+    success = unexpected == 0 if mostly is None else (1.0 - percent / 100.0) >= mostly
+    return RuleResult(
+        rule=rule, success=success, unexpected_count=unexpected, unexpected_percent=percent, sample=sample
+    )
+
+
+def _row_count_result(rule: Rule, rows: int) -> RuleResult:
+    bounds = dict(rule.kwargs)
+    low, high = bounds.get("min_value"), bounds.get("max_value")
+    success = (low is None or rows >= low) and (high is None or rows <= high)
+    return RuleResult(rule=rule, success=success, observed_value=rows)
+
+
+def _unique_result(rule: Rule, pieces: list[Any]) -> RuleResult:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.chunked_array(pieces) if pieces else pa.chunked_array([], pa.null())
+    if not len(values):
+        return RuleResult(rule=rule, success=True, unexpected_count=0, unexpected_percent=0.0)
+    counts = pc.value_counts(values)
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+    unexpected = int(pc.sum(repeated.field("counts")).as_py() or 0)
+    sample = [
+        value
+        for value, count in zip(
+            repeated.field("values").to_pylist(), repeated.field("counts").to_pylist(), strict=True
+        )
+        for _ in range(count)
+    ][:SAMPLE_SIZE]
+    return RuleResult(
+        rule=rule,
+        success=unexpected == 0,
+        unexpected_count=unexpected,
+        unexpected_percent=100.0 * unexpected / len(values),
+        sample=sample,
+    )
