@@ -243,11 +243,10 @@ class TableWriter:
             raise RuntimeError(f"{self.name}: the writer is finished; nothing more can be written")
         import pyarrow as pa
 
-        if self.pandas_metadata is None and _is_pandas(data):
-            self.pandas_metadata = (pa.Schema.from_pandas(data, preserve_index=False).metadata or {}).get(
-                b"pandas"
-            )
         schema, batches = _batches(data)
+        if self.pandas_metadata is None and _is_pandas(data) and schema is not None:
+            # The Arrow conversion of a frame carries its dtypes: recorded from there, not inferred again.
+            self.pandas_metadata = (schema.metadata or {}).get(b"pandas")
         for batch in batches:
             self._write_batch(batch)
         if self._file_schema is None and schema is not None:
