@@ -42,8 +42,9 @@ format: install
 
 SIZE ?= 1000000
 EMBED_TEXTS ?= 4000
+EMBED_JOB_ROWS ?= 100000
 bench: install  ## benchmark suite at SIZE reviews (figures as ratios against baselines measured in the same run)
-	$(BIN)/python -m benchmarks --size $(SIZE) --embed-texts $(EMBED_TEXTS) $(if $(STAGES),--stages $(STAGES))
+	$(BIN)/python -m benchmarks --size $(SIZE) --embed-texts $(EMBED_TEXTS) --embed-job-rows $(EMBED_JOB_ROWS) $(if $(STAGES),--stages $(STAGES))
 
 clean:
 	rm -rf $(PLATFORM_DATA_DIR)

@@ -68,45 +68,39 @@ def _cleaned_frame(texts: list[str]) -> Any:
     )
 
 
-def measure_rerun(texts: list[str], actors: int = 1) -> dict[str, Any]:
+def measure_rerun(texts: list[str], actors: int | None = None) -> dict[str, Any]:
     """Materialize the real embedded/reviews asset on `texts`, change 1 % of them, materialize again.
 
-    Uses the project's asset, resources and IO manager (merge-insert into a throwaway LanceDB), with the
-    cleaned frame handed in by a stand-in upstream asset held in memory. Both runs are the one delivery
-    RERUN_DELIVERY (a partition of review_deliveries), as a corrected re-delivery of a file would be.
+    Uses the project's asset and resources on a throwaway data directory: the texts are written to its lake as
+    the cleaned rows of one delivery (RERUN_DELIVERY, a partition of review_deliveries), which the asset reads,
+    then rewritten with 1 % of the texts changed, as a corrected re-delivery of a file would be.
     """
     import dagster as dg
 
     from platform_assets.defs.reviews.assets import CLEANED, embedded_reviews
-    from platform_assets.defs.reviews.partitions import review_deliveries
+    from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
+    from platform_assets.lib.config import env_overrides
     from platform_assets.lib.embedding import TextEmbedder
+    from platform_assets.lib.lake import open_catalog, write_table
     from platform_assets.lib.ray_resource import RayResource
-    from platform_assets.lib.vector_store import LanceDBIOManager, LanceDBResource
+    from platform_assets.lib.vector_store import LanceDBIOManager
 
     workdir = Path(tempfile.mkdtemp(prefix="embed-rerun-"))
     uri = str(workdir / "lancedb")
-    current = {"frame": _cleaned_frame(texts)}
-
-    @dg.asset(key=CLEANED, io_manager_key="bench_memory", partitions_def=review_deliveries)
-    def cleaned_input() -> Any:
-        return current["frame"]
-
     resources = {
         "embedder": TextEmbedder(ray=RayResource(), actors=actors),
-        "lancedb": LanceDBResource(uri=uri),
         "lancedb_io_manager": LanceDBIOManager(uri=uri),
-        "bench_memory": dg.InMemoryIOManager(),
     }
 
-    def materialize() -> tuple[float, dict[str, Any]]:
+    def materialize(frame: Any) -> tuple[float, dict[str, Any]]:
+        write_table(
+            open_catalog(), CLEANED, frame, partition_column=DELIVERY_COLUMN, partition_key=RERUN_DELIVERY
+        )
         started = time.perf_counter()
         instance = dg.DagsterInstance.ephemeral()
         instance.add_dynamic_partitions(review_deliveries.name, [RERUN_DELIVERY])
         result = dg.materialize(
-            [cleaned_input, embedded_reviews],
-            resources=resources,
-            instance=instance,
-            partition_key=RERUN_DELIVERY,
+            [embedded_reviews], resources=resources, instance=instance, partition_key=RERUN_DELIVERY
         )
         seconds = time.perf_counter() - started
         (event,) = [
@@ -114,13 +108,16 @@ def measure_rerun(texts: list[str], actors: int = 1) -> dict[str, Any]:
         ]
         return seconds, {key: value.value for key, value in event.materialization.metadata.items()}
 
+    lake = {"PLATFORM_DATA_DIR": str(workdir), "PLATFORM_LAKE_URI": None, "PLATFORM_CATALOG_URI": None}
     try:
-        full_s, full = materialize()
-        frame = current["frame"].copy()
-        changed = frame.index[:: max(1, len(frame) // max(1, len(frame) // 100))][: max(1, len(frame) // 100)]
-        frame.loc[changed, "text"] = frame.loc[changed, "text"] + " (Edited: still happy with it.)"
-        current["frame"] = frame
-        rerun_s, rerun = materialize()
+        with env_overrides(lake):
+            frame = _cleaned_frame(texts)
+            full_s, full = materialize(frame)
+            changed = frame.index[:: max(1, len(frame) // max(1, len(frame) // 100))][
+                : max(1, len(frame) // 100)
+            ]
+            frame.loc[changed, "text"] = frame.loc[changed, "text"] + " (Edited: still happy with it.)"
+            rerun_s, rerun = materialize(frame)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
@@ -218,7 +215,7 @@ def run_embed_stage(
     report["embed_min_cosine_vs_direct"] = round(
         float(np.sum(pipeline * vectors[default.backend], axis=1).min()), 6
     )
-    report["pipeline_threads_per_actor"] = embedder._threads()
+    report["pipeline_threads_per_actor"] = embedder.pool_shape()[1]
     report["pipeline_actors"] = actors
 
     report["backend_names"] = {name: specs[name].name for name in BACKENDS}

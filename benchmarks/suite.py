@@ -2,7 +2,9 @@
 baseline doing the same work in the same run, so the figures are ratios that survive a noisy machine.
 
 Stages: ingest (vs a plain pyarrow read), clean (vs pandas), overhead (a Dagster materialization vs the
-same functions called directly), embed (vs a direct encode; backends; a 1 % re-run), search (IVF-PQ at
+same functions called directly), dataplane (a delivery's memory and rows/s through Dagster), embed (vs a
+direct encode; backends; a 1 % re-run), embed_job (the embedding as a Ray job on a local two-node cluster vs
+a direct encode, and the step process's peak RSS at EMBED_JOB_ROWS rows), search (IVF-PQ at
 100K and 1M vectors vs exact search), features (Feast online retrieval) and an end-to-end estimate for
 1M reviews. Writes benchmarks/results/latest.json and latest.md, and appends both to the history files.
 Nothing here asserts a threshold: the targets are reported beside the figures.
@@ -30,7 +32,19 @@ import pandas as pd
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_SIZE = 1_000_000
 DEFAULT_EMBED_TEXTS = 4_000
-STAGES = ("ingest", "clean", "overhead", "dataplane", "embed", "search", "features", "end_to_end")
+# Rows of the embed_job stage's memory run: the issue's bound is for an embedding of 100K rows on a cluster.
+DEFAULT_EMBED_JOB_ROWS = 100_000
+STAGES = (
+    "ingest",
+    "clean",
+    "overhead",
+    "dataplane",
+    "embed",
+    "embed_job",
+    "search",
+    "features",
+    "end_to_end",
+)
 # The dataplane stage's history: this many deliveries of SIZE rows each (10M rows at the default 1M).
 DATAPLANE_DELIVERIES = 10
 CSV_ROWS_PER_FILE = 100_000
@@ -52,6 +66,7 @@ TARGETS: list[tuple[str, str, Callable[[float], bool]]] = [
     ("dataplane_peak_rss_gib_10m", "< 2", lambda v: v < 2),
     ("dataplane_peak_rss_gib_1m", "< 2", lambda v: v < 2),
     ("dataplane_peak_rss_gib_3m_delivery", "< 2", lambda v: v < 2),
+    ("embed_job_step_peak_rss_gib", "< 1 (100K rows)", lambda v: v < 1),
 ]
 
 
@@ -346,6 +361,15 @@ def stage_embed(texts: list[str]) -> dict[str, Any]:
     return run_embed_stage(texts)
 
 
+def stage_embed_job(texts: list[str], scale_rows: int) -> dict[str, Any]:
+    """The embedding as a Ray job on a local two-node cluster vs a direct encode of `texts`, and the step
+    process's peak RSS at `scale_rows` short texts (0: at `texts` only)."""
+    from benchmarks.embed_job import measure_job_path
+    from benchmarks.embedding_bench import sample_texts
+
+    return measure_job_path(texts, sample_texts(scale_rows) if scale_rows else None)
+
+
 def stage_search(size: int) -> dict[str, Any]:
     """IVF-PQ search latency and recall@10 on clustered vectors at 100K and (when size allows) 1M."""
     from benchmarks.search_bench import run_search_stage
@@ -446,6 +470,9 @@ CONTRACT_KEYS = [
     "embed_texts_per_s",
     "embed_vs_direct_encode",
     "embed_rerun_1pct_fraction",
+    "embed_job_texts_per_s",
+    "embed_job_vs_direct_encode",
+    "embed_job_step_peak_rss_gib",
     "search_p95_ms_100k",
     "search_p95_ms_1m",
     "search_recall_at_10",
@@ -458,13 +485,19 @@ CONTRACT_KEYS = [
 ]
 
 
-def run(size: int, embed_texts: int, stages: list[str], results_dir: Path) -> dict[str, Any]:
+def run(
+    size: int,
+    embed_texts: int,
+    stages: list[str],
+    results_dir: Path,
+    embed_job_rows: int = DEFAULT_EMBED_JOB_ROWS,
+) -> dict[str, Any]:
     """Run the chosen stages on `size` generated reviews; write and return the report."""
     started = datetime.now(UTC)
     report: dict[str, Any] = {
         "started_at": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
-        "sizes": {"reviews": size, "embed_texts": embed_texts},
+        "sizes": {"reviews": size, "embed_texts": embed_texts, "embed_job_rows": embed_job_rows},
     }
     results: dict[str, Any] = dict.fromkeys(CONTRACT_KEYS)
     workdir = Path(tempfile.mkdtemp(prefix="platform-bench-"))
@@ -476,7 +509,7 @@ def run(size: int, embed_texts: int, stages: list[str], results_dir: Path) -> di
     landing = workdir / "platform" / "landing" / "reviews"
     raw: pd.DataFrame | None = None
     cleaned_texts: list[str] = []
-    if {"ingest", "clean", "overhead", "embed"} & set(stages):
+    if {"ingest", "clean", "overhead", "embed", "embed_job"} & set(stages):
         _log(f"generating {size:,} dirty reviews into {landing}")
         report["sizes"]["landing"] = write_landing(landing, size)
     for stage in stages:
@@ -492,7 +525,7 @@ def run(size: int, embed_texts: int, stages: list[str], results_dir: Path) -> di
             figures = stage_overhead(workdir)
         elif stage == "dataplane":
             figures = stage_dataplane(workdir, size)
-        elif stage == "embed":
+        elif stage in ("embed", "embed_job"):
             if not cleaned_texts:
                 from platform_assets.defs.reviews.assets import REVIEW_SCHEMA
                 from platform_assets.defs.reviews.cleaning import clean_reviews
@@ -506,7 +539,10 @@ def run(size: int, embed_texts: int, stages: list[str], results_dir: Path) -> di
                     " ".join(sample[i : i + EMBED_JOIN])
                     for i in range(0, len(sample) - EMBED_JOIN + 1, EMBED_JOIN)
                 ]
-            figures = {"embed_text_sentences": EMBED_JOIN, **stage_embed(cleaned_texts[:embed_texts])}
+            if stage == "embed":
+                figures = {"embed_text_sentences": EMBED_JOIN, **stage_embed(cleaned_texts[:embed_texts])}
+            else:
+                figures = stage_embed_job(cleaned_texts[:embed_texts], embed_job_rows)
         elif stage == "search":
             figures = stage_search(size)
         elif stage == "features":
@@ -566,6 +602,12 @@ def main(argv: list[str] | None = None) -> int:
         "--embed-texts", type=int, default=int(os.environ.get("EMBED_TEXTS") or DEFAULT_EMBED_TEXTS)
     )
     parser.add_argument(
+        "--embed-job-rows",
+        type=int,
+        default=int(os.environ.get("EMBED_JOB_ROWS") or DEFAULT_EMBED_JOB_ROWS),
+        help="short texts the embed_job stage embeds to measure the step's memory at scale (0: skip)",
+    )
+    parser.add_argument(
         "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
@@ -574,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         parser.error(f"unknown stage(s) {unknown}; choose from {','.join(STAGES)}")
-    report = run(args.size, args.embed_texts, stages, args.results_dir)
+    report = run(args.size, args.embed_texts, stages, args.results_dir, args.embed_job_rows)
     print(markdown(report))
     print(f"written: {args.results_dir / 'latest.json'}, {args.results_dir / 'latest.md'}")
     return 0

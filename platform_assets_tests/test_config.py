@@ -14,6 +14,8 @@ from platform_assets.lib.config import (
     env_overrides,
     get_settings,
     metadata_center_settings,
+    ray_job_env,
+    ray_target,
     redact_url,
 )
 from platform_assets.lib.resources import shared_resources
@@ -171,3 +173,53 @@ def test_env_overrides_restore_the_previous_environment(monkeypatch: pytest.Monk
         assert child_env({"EXTRA": "1"})["PLATFORM_TEST_ADDED"] == "during"
     assert child_env()["PLATFORM_TEST_KEPT"] == "before"
     assert "PLATFORM_TEST_ADDED" not in child_env()
+
+
+@pytest.mark.parametrize(
+    ("address", "mode", "driver", "job_api"),
+    [
+        (None, "local", None, None),
+        ("local", "local", None, None),
+        ("10.0.0.5:6379", "attach", "10.0.0.5:6379", None),
+        ("auto", "attach", "auto", None),
+        ("http://platform-ray-head-svc:8265/", "jobs", None, "http://platform-ray-head-svc:8265"),
+        ("https://ray.example.com", "jobs", None, "https://ray.example.com"),
+    ],
+)
+def test_ray_address_picks_how_ray_is_reached(
+    address: str | None, mode: str, driver: str | None, job_api: str | None
+) -> None:
+    target = ray_target(address)
+    assert (target.mode, target.driver_address, target.job_api) == (mode, driver, job_api)
+
+
+def test_a_ray_client_address_is_refused_with_the_way_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "ray://platform-ray-head-svc:10001")
+    with pytest.raises(ValueError, match=r"Ray Client.*RAY_ADDRESS=http://<head>:8265"):
+        _ = get_settings().ray
+    with pytest.raises(ValueError, match="unknown scheme 'grpc'"):
+        ray_target("grpc://head:6379")
+
+
+def test_a_ray_job_gets_where_the_data_is_and_never_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = point_platform_at(monkeypatch, tmp_path / "platform")
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PLATFORM_CATALOG_URI", "postgresql://lake:catalog-password-9e1f@db.example.com/lake")
+    monkeypatch.setenv("PLATFORM_CHUNK_ROWS", "5000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio:9000")
+    env = ray_job_env()
+    assert env["PLATFORM_DATA_DIR"] == str(settings.data_dir)
+    assert (
+        env["PLATFORM_LAKE_URI"] == settings.lake_uri and env["PLATFORM_LANCEDB_URI"] == settings.lancedb_uri
+    )
+    assert env["PLATFORM_CHUNK_ROWS"] == "5000" and env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    # A catalog URL with a password stays behind: the cluster has its own copy of that secret.
+    assert "PLATFORM_CATALOG_URI" not in env
+    shown = json.dumps(env)
+    for secret in [*SECRETS.values(), "catalog-password-9e1f"]:
+        assert secret not in shown
+    monkeypatch.setenv("PLATFORM_CATALOG_URI", "sqlite:////data/catalog.db")
+    assert ray_job_env()["PLATFORM_CATALOG_URI"] == "sqlite:////data/catalog.db"

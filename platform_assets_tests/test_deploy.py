@@ -439,6 +439,94 @@ def test_the_documented_kuberay_interactive_job_renders_a_valid_rayjob() -> None
     assert raycluster_errors(cluster) == []
 
 
+def rayjob_template() -> dict[str, Any]:
+    """The per-step RayJob template, as the embedding step reads it from the mounted ConfigMap."""
+    [config_map] = yaml_documents(KUSTOMIZE / "ray" / "rayjob-template.yaml")
+    [(file_name, text)] = config_map["data"].items()
+    assert file_name == "embed-rayjob.yaml"
+    return yaml.safe_load(text)
+
+
+def test_the_rayjob_template_brings_the_platform_clusters_shape_and_a_valid_cluster() -> None:
+    template = rayjob_template()
+    assert (template["apiVersion"], template["kind"]) == ("ray.io/v1", "RayJob")
+    spec = template["spec"]
+    # KubeRay submits over HTTP (no submitter pod) and deletes the step's cluster when the job ends.
+    assert spec["submissionMode"] == "HTTPMode" and spec["shutdownAfterJobFinishes"] is True
+    cluster = {"apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": {"name": "per-step"}}
+    cluster["spec"] = spec["rayClusterSpec"]
+    assert raycluster_errors(cluster) == []
+    # The RayCluster platform-ray's spec, plus the label the per-run NetworkPolicy selects: they cannot drift.
+    shared = copy.deepcopy(spec["rayClusterSpec"])
+    for template_spec in pod_templates(cluster):
+        assert template_spec["metadata"]["labels"].pop("platform-assets/ray-per-run") == "true"
+    for group in [shared["headGroupSpec"], *shared["workerGroupSpecs"]]:
+        group["template"]["metadata"]["labels"].pop("platform-assets/ray-per-run")
+    assert shared == raycluster()["spec"]
+
+
+def test_the_embedding_step_fills_the_rayjob_template_with_its_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What PipesKubeRayJobClient sends: the template, with the step's entrypoint and driver resources merged in
+    by dagster-ray itself; the step reads the mounted file and refuses a manifest that is not a RayJob."""
+    from dagster_ray.kuberay.pipes import _merge_submit_params_into_ray_job
+
+    from platform_assets.defs.reviews.assets import embed_job_arguments
+    from platform_assets.lib.embedding import TextEmbedder
+    from platform_assets.lib.ray_jobs import job_params, read_rayjob_template
+    from platform_assets.lib.ray_resource import RayResource
+    from platform_assets.lib.vector_store import LanceDBIOManager
+
+    path = tmp_path / "embed-rayjob.yaml"
+    path.write_text(yaml.safe_dump(rayjob_template()))
+    monkeypatch.setenv("PLATFORM_DATA_DIR", str(tmp_path / "platform"))
+    arguments = embed_job_arguments(
+        "2026/12/reviews.csv",
+        TextEmbedder(ray=RayResource(), gpus_per_actor=1),
+        LanceDBIOManager(uri="s3://data-lake/lancedb"),
+    )
+    params = job_params("platform_assets.jobs.embed", arguments)
+    manifest = _merge_submit_params_into_ray_job(read_rayjob_template(path), params)
+    assert manifest["spec"]["entrypoint"] == (
+        "python -m platform_assets.jobs.embed --delivery 2026/12/reviews.csv --gpus-per-actor 1.0 "
+        "--lancedb-uri s3://data-lake/lancedb --index-min-rows 20000"
+    )
+    assert manifest["spec"]["entrypointNumCpus"] == 0
+    assert yaml.safe_load(manifest["spec"]["runtimeEnvYAML"])["env_vars"]["PLATFORM_LANCEDB_URI"]
+    for broken, message in (
+        ("kind: RayCluster\n", "is not a RayJob manifest"),
+        ("kind: RayJob\nspec:\n  clusterSelector: {}\n", "spec.rayClusterSpec is missing"),
+        ("kind: [\n", "cannot read a RayJob manifest"),
+    ):
+        path.write_text(broken)
+        with pytest.raises(ValueError, match=message):
+            read_rayjob_template(path)
+
+
+def test_run_pods_reach_the_ray_cluster_and_may_manage_their_rayjobs() -> None:
+    values = helm_values()
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    env = {entry["name"]: entry.get("value") for entry in deployment["env"]}
+    # The job API of the head service KubeRay creates for the RayCluster (<name>-head-svc).
+    assert env["RAY_ADDRESS"] == f"http://{raycluster()['metadata']['name']}-head-svc:8265"
+    # Not in the ConfigMap the Ray pods load too.
+    [env_map] = yaml_documents(KUSTOMIZE / "platform-env.yaml")
+    assert "RAY_ADDRESS" not in env_map["data"]
+    # The template is mounted where the documented PLATFORM_RAYJOB_TEMPLATE points.
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    [volume] = launcher["volumes"]
+    assert volume["configMap"]["name"] == "platform-rayjob-template"
+    [mount] = launcher["volumeMounts"]
+    assert mount["name"] == volume["name"] and mount["mountPath"] == "/etc/platform/rayjob"
+    # Dagster's service account (every Dagster pod's) is the one granted RayJobs.
+    role, binding = yaml_documents(KUSTOMIZE / "ray" / "rayjob-rbac.yaml")
+    [subject] = binding["subjects"]
+    assert subject["name"] == values["global"]["serviceAccountName"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert any("rayjobs" in rule["resources"] and "create" in rule["verbs"] for rule in role["rules"])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Helm values against the Dagster chart's documented keys
 # ---------------------------------------------------------------------------------------------------------------

@@ -153,6 +153,55 @@ def embed_backend_name(value: str, source: str = "backend") -> str:
     return name
 
 
+RAY_MODES = ("local", "attach", "jobs")
+
+
+@dataclass(frozen=True)
+class RayTarget:
+    """How this process reaches Ray, decided by RAY_ADDRESS (`ray_target`).
+
+    - `local`: RAY_ADDRESS unset (or `local`): small work in this process, larger work on a Ray started here.
+    - `attach`: `host:port` (a GCS address, or `auto`): this process runs on a node of that cluster and
+      attaches to it as a driver (inside a Ray job, Ray itself sets RAY_ADDRESS so).
+    - `jobs`: `http(s)://head:8265`, the dashboard's job API as `ray job submit` reads it: heavy steps are
+      submitted to that cluster as Ray jobs (through Dagster Pipes) and run there, next to the data.
+    """
+
+    mode: str
+    address: str | None = None
+
+    @property
+    def driver_address(self) -> str | None:
+        """The address `ray.init` attaches to (attach mode only; a job API address is not a driver address)."""
+        return self.address if self.mode == "attach" else None
+
+    @property
+    def job_api(self) -> str | None:
+        """The Ray job API URL (jobs mode only)."""
+        return self.address if self.mode == "jobs" else None
+
+
+def ray_target(address: str | None) -> RayTarget:
+    """Classify a RAY_ADDRESS value; ValueError for a Ray Client address, which the platform cannot use."""
+    value = (address or "").strip()
+    if not value or value == "local":
+        return RayTarget("local")
+    scheme = urlsplit(value).scheme.lower() if "://" in value else ""
+    if scheme in ("http", "https"):
+        return RayTarget("jobs", value.rstrip("/"))
+    if scheme == "ray":
+        raise ValueError(
+            f"RAY_ADDRESS={value!r} is a Ray Client address; Ray Data (the embedding) does not run over Ray Client. "
+            "Use the cluster's job API instead, e.g. RAY_ADDRESS=http://<head>:8265 (see deploy/README.md, Ray)"
+        )
+    if scheme:
+        raise ValueError(
+            f"RAY_ADDRESS={value!r}: unknown scheme {scheme!r}; use host:port (attach), http(s)://head:8265 (jobs) "
+            "or leave it unset (local)"
+        )
+    return RayTarget("attach", value)
+
+
 DAFT_RUNNERS = ("native", "ray")
 DAGSTER_WEBSERVER_DEFAULT_URL = "http://127.0.0.1:3000"
 
@@ -222,6 +271,17 @@ class PlatformSettings:
         """Exported (ONNX) models: PLATFORM_MODEL_CACHE_DIR, else $PLATFORM_DATA_DIR/models."""
         configured = _env_path("PLATFORM_MODEL_CACHE_DIR")
         return configured.resolve() if configured else self.data_dir / "models"
+
+    @property
+    def rayjob_template(self) -> Path | None:
+        """PLATFORM_RAYJOB_TEMPLATE: a KubeRay RayJob manifest; when set, the embedding runs as a RayJob of its
+        own made from it (a Ray cluster per step on Kubernetes) instead of through RAY_ADDRESS."""
+        return _env_path("PLATFORM_RAYJOB_TEMPLATE")
+
+    @property
+    def ray(self) -> RayTarget:
+        """How this process reaches Ray: RAY_ADDRESS unset → local, host:port → attach, http(s):// → jobs."""
+        return ray_target(self.ray_address)
 
     @property
     def daft_runner(self) -> str | None:
@@ -331,6 +391,43 @@ def get_settings() -> PlatformSettings:
             region=_env("AWS_REGION") or _env("AWS_DEFAULT_REGION"),
         ),
     )
+
+
+# What a Ray job submitted by a step learns from the step's environment (runtime_env env_vars, which the cluster's
+# dashboard shows): where the data lives and how to process it, never a credential. The cluster's pods carry
+# their own (deploy/README.md, Ray).
+RAY_JOB_TUNING_VARIABLES = (
+    "PLATFORM_CHUNK_ROWS",
+    "PLATFORM_EMBED_BACKEND",
+    "PLATFORM_MODEL_CACHE_DIR",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+)
+
+
+def ray_job_env() -> dict[str, str]:
+    """The settings a Ray job needs to read and write the same lake and vector store as this process.
+
+    Paths are resolved here (a relative PLATFORM_DATA_DIR means nothing on the cluster). A catalog URL that
+    carries a password is left out: the cluster must be given it as a secret of its own.
+    """
+    settings = get_settings()
+    env = {
+        "PLATFORM_DATA_DIR": str(settings.data_dir),
+        "PLATFORM_LAKE_URI": settings.lake_uri,
+        "PLATFORM_LANCEDB_URI": settings.lancedb_uri,
+    }
+    if redact_url(settings.catalog_uri) == settings.catalog_uri:
+        env["PLATFORM_CATALOG_URI"] = settings.catalog_uri
+    env.update({name: value for name in RAY_JOB_TUNING_VARIABLES if (value := _env(name)) is not None})
+    return env
+
+
+def launched_through_pipes() -> bool:
+    """True in a process a Dagster step launched through Dagster Pipes (it was given DAGSTER_PIPES_CONTEXT)."""
+    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR
+
+    return _env(DAGSTER_PIPES_CONTEXT_ENV_VAR) is not None
 
 
 # The metadata center: service, client and SDK settings.

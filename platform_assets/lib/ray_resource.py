@@ -1,11 +1,15 @@
-"""Ray: a local Ray started on demand, or the cluster named by RAY_ADDRESS (a KubeRay head in production)."""
+"""Ray: a local Ray started on demand, or the cluster named by RAY_ADDRESS (a KubeRay head in production).
+
+RAY_ADDRESS=http(s)://head:8265 names a cluster's job API: heavy steps go there as Ray jobs (the embedding,
+platform_assets/jobs/embed.py), and whatever small Ray work is left in the Dagster process uses a local Ray.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.lib.config import get_settings
+from platform_assets.lib.config import RayTarget, get_settings, ray_target
 
 # The address that means "a Ray started in this process" (shown in the UI instead of an empty value).
 LOCAL = "local"
@@ -22,8 +26,9 @@ class RayResource(dg.ConfigurableResource):
     address: str | None = Field(
         default=None,
         description=f"Ray address: host:6379 when this process runs on a Ray node, or {LOCAL!r} for a Ray started "
-        "in this process on 127.0.0.1. Unset: RAY_ADDRESS, else local. (Not ray://: Ray Data does not run over "
-        "Ray Client.)",
+        "in this process on 127.0.0.1. Unset: RAY_ADDRESS, else local. An http(s):// job API address sends heavy "
+        "steps to that cluster as Ray jobs and leaves this resource local. (Not ray://: Ray Data does not run "
+        "over Ray Client.)",
     )
     num_cpus: int | None = Field(
         default=None, description="CPUs for a local Ray; unset: all of this machine's."
@@ -32,10 +37,13 @@ class RayResource(dg.ConfigurableResource):
         default=1024, description="Object store size for a local Ray, in MiB (a remote cluster sets its own)."
     )
 
+    def target(self) -> RayTarget:
+        """How Ray is reached: local, attached to a cluster, or through a cluster's job API (jobs mode)."""
+        return ray_target(self.address or get_settings().ray_address)
+
     def resolved_address(self) -> str | None:
-        """The cluster address, or None for a local Ray."""
-        address = self.address or get_settings().ray_address
-        return None if address in (None, LOCAL) else address
+        """The cluster address this process attaches to, or None for a local Ray (also in jobs mode)."""
+        return self.target().driver_address
 
     def connect(self) -> None:
         """Attach to the configured Ray, starting a local one if needed."""

@@ -36,7 +36,9 @@ def apply_runtime_defaults() -> None:
     warnings.filterwarnings("ignore", message=r".*is currently in (preview|beta)")
     for name, value in _DEFAULTS.items():
         os.environ.setdefault(name, value)
-    if not os.environ.get("RAY_ADDRESS"):
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address or address == "local" or address.startswith(("http://", "https://")):
         # A local Ray binds the machine's external address and `*` unless told otherwise; a process that joins
-        # a multi-node cluster must not, or it would advertise 127.0.0.1 to the other nodes.
+        # a multi-node cluster (RAY_ADDRESS=host:port) must not, or it would advertise 127.0.0.1 to the other
+        # nodes. With a job API address the work runs on the cluster and any Ray here is local.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

@@ -8,21 +8,20 @@ asset definition's metadata (`lancedb/table`, `lancedb/primary_key`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
 from platform_assets.lib.config import get_settings
-from platform_assets.lib.embedding.model import EMBEDDING_DIM
+from platform_assets.lib.embedding.model import EMBEDDING_DIM, VECTOR_COLUMN
 from platform_assets.lib.metadata import column_schema, markdown_preview
 
 if TYPE_CHECKING:
     import lancedb
     import pyarrow as pa
 
-VECTOR_COLUMN = "vector"
 # Below this many rows exact (flat) search is fast enough and an IVF index is not worth its build time.
 DEFAULT_INDEX_MIN_ROWS = 20_000
 
@@ -61,6 +60,17 @@ def read_columns(table: lancedb.table.Table, columns: list[str], where: str | No
     if where is not None:
         query = query.where(where, prefilter=True)
     return query.limit(max(1, table.count_rows(where))).to_arrow()
+
+
+def iter_columns(
+    table: lancedb.table.Table, columns: list[str], where: str | None = None, batch_rows: int = 10_000
+) -> Iterator[pa.RecordBatch]:
+    """Like `read_columns`, as a stream of record batches of at most `batch_rows` rows, so that reading
+    vectors back never holds them all."""
+    query = table.search().select(columns)
+    if where is not None:
+        query = query.where(where, prefilter=True)
+    yield from query.limit(max(1, table.count_rows(where))).to_batches(batch_rows)
 
 
 def sql_string(value: str) -> str:

@@ -1,9 +1,10 @@
 """Kubernetes shapes that live in code, not in Helm values: the embedding step's pod, as dagster-k8s op tags.
 
 With the K8s run launcher and dagster-k8s' `k8s_job_executor`, every step runs in a pod of its own, and the op
-tag `dagster-k8s/config` shapes that pod (deploy/README.md, "Per-step resources"). The embedding step runs a
-local Ray inside its pod (RAY_ADDRESS unset: Dagster pods are not Ray nodes, and Ray Data cannot run over Ray
-Client), so the pod itself needs the compute:
+tag `dagster-k8s/config` shapes that pod (deploy/README.md, "Per-step resources"). These shapes matter when the
+embedding step runs a local Ray inside its pod (RAY_ADDRESS unset); with the production default
+(RAY_ADDRESS=http://platform-ray-head-svc:8265) it runs as a Ray job on the KubeRay cluster and its pod holds
+no data. For a local Ray the pod itself needs the compute:
 
 - `EMBEDDING_STEP_K8S_CONFIG`: CPU embedding, 4 cores for the model actors and memory for the texts and the
   collected vectors (1M x 384 float32 is 1.5 GB).

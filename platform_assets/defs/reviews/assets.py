@@ -4,17 +4,14 @@ Each dataset's columns and rules are its contract (`contract.py`); the Dagster t
 shown in the UI and the quality scores below are derived from it.
 """
 
-from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from platform_assets.defs.lake_sync.assets import LAKE_SYNC
-from platform_assets.defs.reviews.cleaning import clean_delivery
+from platform_assets.defs.reviews.cleaning_run import clean_delivery_into_lake
 from platform_assets.defs.reviews.contract import (
     CLEANED_REVIEWS,
     EMBEDDED_REVIEWS,
@@ -22,15 +19,10 @@ from platform_assets.defs.reviews.contract import (
     QUARANTINED_REVIEWS,
     RAW_REVIEWS,
 )
+from platform_assets.defs.reviews.embedding import SCALAR_INDEXES, embed_delivery
 from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib.config import get_settings
-from platform_assets.lib.embedding import (
-    EMBEDDING_DIM,
-    EMBEDDING_SPACE_COLUMN,
-    MODEL_NAME,
-    TextEmbedder,
-    content_hash,
-)
+from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder
 from platform_assets.lib.lake import PARTITION_COLUMN_METADATA, TableWriter
 from platform_assets.lib.landing import LandingFileError, iter_landing_file, report_metadata
 from platform_assets.lib.memory import release_free_memory
@@ -40,11 +32,12 @@ from platform_assets.lib.quality import (
     pandera_dagster_type,
     results_metadata,
 )
-from platform_assets.lib.vector_store import VECTOR_COLUMN, LanceDBResource, equals_any, read_columns
+from platform_assets.lib.ray_jobs import pipes_metadata, run_ray_job, runs_as_ray_job
+from platform_assets.lib.vector_store import LanceDBIOManager
 from platform_assets.ops.k8s_config import embedding_op_tags
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    pass
 
 GROUP = "reviews"
 FRESHNESS_LIMIT = timedelta(hours=2)
@@ -181,124 +174,30 @@ def cleaned_reviews(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
     delivery a duplicate; earlier chunks of this delivery count the same way, so the split is the one a
     cleaning of the whole delivery at once gives.
     """
-    lake = context.resources.lake_io_manager
-    catalog = lake.catalog()
-    delivery = context.partition_key
-    history = _earlier_deliveries_keys(catalog, delivery)
-    cleaned = lake.writer(CLEANED, delivery, DELIVERY_COLUMN)
-    quarantine = lake.writer(QUARANTINE, delivery, DELIVERY_COLUMN)
-    cleaned_quality = SuiteAccumulator(CLEANED_REVIEWS.suite)
-    quarantine_quality = SuiteAccumulator(QUARANTINED_REVIEWS.suite)
-    reasons: Counter[str] = Counter()
-    raw_rows = 0
-    with cleaned, quarantine:
-        for result in clean_delivery(_raw_chunks(catalog, delivery), history):
-            rejected = _name_earlier_deliveries(
-                catalog, delivery, result.quarantine, result.history_id_duplicates
-            )
-            raw_rows += len(result.cleaned) + len(rejected)
-            reasons.update(result.reasons())
-            cleaned.write(result.cleaned)
-            quarantine.write(rejected)
-            cleaned_quality.add(result.cleaned)
-            quarantine_quality.add(rejected)
-            del result, rejected
-            release_free_memory()
-    context.log.info(
-        f"cleaned {cleaned.rows} of {raw_rows} reviews of {delivery} (checked against "
-        f"{0 if history is None else history.num_rows} reviews of earlier deliveries); "
-        f"quarantined {dict(reasons.most_common())}"
-    )
+    if runs_as_ray_job():
+        yield from _clean_as_ray_job(context)
+        return
+    run = clean_delivery_into_lake(context.resources.lake_io_manager, context.partition_key, context.log.info)
     yield from cleaning_outputs(
         context,
-        raw_rows,
-        cleaned.finish(),
-        quarantine.finish(),
-        cleaned_suites=[cleaned_quality],
-        quarantine_suites=[quarantine_quality],
-        reasons=dict(reasons.most_common()),
+        run.raw_rows,
+        run.cleaned,
+        run.quarantine,
+        cleaned_suites=[run.cleaned_quality],
+        quarantine_suites=[run.quarantine_quality],
+        reasons=run.reasons,
     )
-
-
-def _raw_chunks(catalog: Any, delivery: str) -> Iterator[pd.DataFrame]:
-    """The delivery's raw rows in chunks of at most PLATFORM_CHUNK_ROWS rows, in file order, with their dtypes."""
-    import pyarrow as pa
-
-    from platform_assets.lib.lake import iter_batches, load_table, partition_filter, to_pandas
-
-    table = load_table(catalog, RAW)
-    if table is None:
-        raise dg.Failure(description=f"{RAW.to_user_string()} has no table in the lake; materialize it first")
-    batches = iter_batches(
-        table,
-        row_filter=partition_filter(DELIVERY_COLUMN, [delivery]),
-        batch_rows=get_settings().chunk_rows,
-        order_by="_source_line",
-    )
-    empty = True
-    for batch in batches:
-        empty = False
-        yield to_pandas(table, pa.Table.from_batches([batch]))
-    if empty:
-        # A delivery without rows still gives both outputs their columns.
-        yield to_pandas(table, table.schema().as_arrow().empty_table())
-
-
-def _earlier_deliveries_keys(catalog: Any, delivery: str) -> "pa.Table | None":
-    """review_id and _content_key of every cleaned review from another delivery (None before the first)."""
-    from pyiceberg.expressions import NotEqualTo
-
-    from platform_assets.lib.lake import load_table, scan
-
-    table = load_table(catalog, CLEANED)
-    if table is None or table.current_snapshot() is None:
-        return None
-    names = set(table.schema().as_arrow().names)
-    columns = [c for c in ("review_id", "_content_key") if c in names]
-    return scan(table, row_filter=NotEqualTo(DELIVERY_COLUMN, delivery), columns=columns).to_arrow()
-
-
-def _name_earlier_deliveries(
-    catalog: Any, delivery: str, quarantine: pd.DataFrame, review_ids: tuple[str, ...]
-) -> pd.DataFrame:
-    """Say in reject_detail which delivery (file and line) first brought each review_id repeated from one."""
-    if not review_ids:
-        return quarantine
-    from pyiceberg.expressions import And, In, NotEqualTo
-
-    from platform_assets.lib.lake import read_arrow
-
-    first = (
-        read_arrow(
-            catalog,
-            CLEANED,
-            columns=["review_id", "_source_file", "_source_line"],
-            row_filter=And(
-                NotEqualTo(DELIVERY_COLUMN, delivery), In("review_id", tuple(sorted(set(review_ids))))
-            ),
-        )
-        .to_pandas()
-        .drop_duplicates("review_id")
-        .set_index("review_id")
-    )
-    repeated = quarantine["reject_detail"].str.endswith("already cleaned from an earlier delivery", na=False)
-    quarantine.loc[repeated, "reject_detail"] = [
-        f"review_id {review_id} first delivered in {first.at[review_id, '_source_file']} line "
-        f"{first.at[review_id, '_source_line']}"
-        if review_id in first.index
-        else detail
-        for review_id, detail in zip(
-            quarantine.loc[repeated, "review_id"], quarantine.loc[repeated, "reject_detail"], strict=True
-        )
-    ]
-    return quarantine
 
 
 @dg.asset(
     key=EMBEDDED,
     group_name=GROUP,
-    ins={"cleaned": dg.AssetIn(key=CLEANED)},
+    # The delivery's cleaned rows are read from the lake where the embedding runs (this process or a Ray job on
+    # the cluster), never loaded into the step as an input.
+    deps=[CLEANED],
     partitions_def=review_deliveries,
+    # The step writes LanceDB itself (or its Ray job does); the IO manager loads the table for checks and
+    # downstream assets.
     io_manager_key="lancedb_io_manager",
     kinds={"ray", "lancedb"},
     metadata={
@@ -306,7 +205,7 @@ def _name_earlier_deliveries(
         "lancedb/primary_key": EMBEDDED_REVIEWS.key,
         # A delivery's run replaces that delivery's rows only: rows it no longer has are deleted.
         "lancedb/partition_column": DELIVERY_COLUMN,
-        "lancedb/scalar_indexes": {"review_id": "btree", "rating": "bitmap"},
+        "lancedb/scalar_indexes": SCALAR_INDEXES,
         "embedding/model": MODEL_NAME,
         **EMBEDDED_REVIEWS.definition_metadata(),
     },
@@ -314,87 +213,74 @@ def _name_earlier_deliveries(
     op_tags=embedding_op_tags(),
     description=f"Cleaned reviews plus a {EMBEDDING_DIM}-d normalised vector of the text, in the LanceDB table "
     f"'{LANCEDB_TABLE}', delivery by delivery (merge-insert on review_id; rows a re-delivery dropped are deleted; "
-    "unchanged texts are not re-embedded).",
+    "unchanged texts are not re-embedded). With RAY_ADDRESS=http(s)://head:8265 it runs as a Ray job on that "
+    "cluster.",
 )
 def embedded_reviews(
     context: dg.AssetExecutionContext,
-    cleaned: pd.DataFrame,
     embedder: TextEmbedder,
-    lancedb: LanceDBResource,
-) -> pd.DataFrame:
-    """Embed new and changed texts on Ray; reuse the stored vector of every text that did not change.
+    # The IO manager's URI and index threshold: the step writes LanceDB where the IO manager loads it from.
+    lancedb_io_manager: dg.ResourceParam[LanceDBIOManager],
+) -> dg.MaterializeResult:
+    """Embed new and changed texts; reuse the stored vector of every text that did not change.
+
+    Where it runs follows RAY_ADDRESS (lib/config.RayTarget): unset or host:port, here (in process, on a local
+    Ray, or on the cluster this process is a node of); http(s)://…, as a Ray job on that cluster, submitted
+    through Dagster Pipes (`platform_assets.jobs.embed`), whose logs and outcome come back to this step.
 
     Every row records the vector space it was embedded in (`embedding_space`). A vector is reused only when
     its text and its space both match; when the configured backend changed (say to onnx-int8), every stored
     vector from the old space is embedded again, so one table never mixes vectors from two backends.
     """
-    spec = embedder.backend_spec()  # resolves the backend (ONNX export and verification once) before Ray
-    space = spec.space_id
-    # Only the contract's columns: delivered extras stay in the lake, so they never widen the vector table.
-    columns = [name for name in EMBEDDED_REVIEWS.column_names if name in cleaned.columns]
-    left_out = [name for name in cleaned.columns if name not in columns]
-    frame = cleaned[columns].copy()
-    frame["text_hash"] = [content_hash(text, space) for text in frame["text"]]
-    frame[EMBEDDING_SPACE_COLUMN] = space
-    reusable, other_spaces = _stored_vectors(lancedb, frame, space)
-    to_embed = frame.loc[~frame["review_id"].isin(reusable.keys())]
-    switched = sum(other_spaces.values())
-    if switched:
-        context.log.warning(
-            f"the table holds {switched} vectors of this batch from another embedding space ({other_spaces}); "
-            f"embedding all of them again with {spec.name} ({space}) so the table never mixes spaces"
-        )
-    context.log.info(
-        f"embedding {len(to_embed)} texts with {spec.name} ({spec.reason}), reusing {len(reusable)} stored vectors"
+    delivery = context.partition_key
+    if runs_as_ray_job():
+        arguments = embed_job_arguments(delivery, embedder, lancedb_io_manager)
+        invocation = run_ray_job(context, "platform_assets.jobs.embed", arguments, f"embedding {delivery}")
+        return invocation.get_materialize_result()
+    outcome = embed_delivery(
+        delivery,
+        embedder,
+        lancedb_uri=lancedb_io_manager.resolved_uri(),
+        index_min_rows=lancedb_io_manager.index_min_rows,
+        log=context.log.info,
     )
-    fresh = embedder.embed(to_embed["review_id"].tolist(), to_embed["text"].tolist())
-    vectors = {**reusable, **fresh}
-    frame[VECTOR_COLUMN] = [vectors[review_id] for review_id in frame["review_id"]]
-    context.add_output_metadata(
-        {
-            "embedded_rows": len(fresh),
-            "reused_rows": len(reusable),
-            "reembedded_for_backend_change": switched,
-            "embedding_model": MODEL_NAME,
-            "embedding_backend": spec.name,
-            "embedding_space": space,
-            "embedding_backend_reason": spec.reason,
-            "embedding_agreement_with_torch": dg.MetadataValue.json(spec.agreement or {}),
-            "embedded_review_ids_sample": dg.MetadataValue.json(sorted(fresh)[:20]),
-            "columns_not_embedded": dg.MetadataValue.json(left_out),
-        }
-    )
-    return frame
+    return dg.MaterializeResult(metadata=pipes_metadata(outcome.metadata()))
 
 
-def _stored_vectors(
-    lancedb: LanceDBResource, frame: pd.DataFrame, space: str
-) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-    """Reusable vectors, and how many of the frame's rows are stored in another space (by space).
-
-    Reusable: the stored row's review_id, text hash and embedding space all match the new frame. A table
-    written before spaces were recorded counts as space "unrecorded" and is embedded again once.
-    """
-    table = lancedb.open_table(LANCEDB_TABLE)
-    if table is None or "text_hash" not in table.schema.names:
-        return {}, {}
-    has_space = EMBEDDING_SPACE_COLUMN in table.schema.names
-    columns = ["review_id", "text_hash", VECTOR_COLUMN] + ([EMBEDDING_SPACE_COLUMN] if has_space else [])
-    # Only this delivery's rows: a review_id belongs to one delivery (a repeat elsewhere is quarantined), so
-    # the table's other deliveries hold no vector to reuse and are never read.
-    deliveries = frame[DELIVERY_COLUMN].unique().tolist() if DELIVERY_COLUMN in frame.columns else []
-    where = equals_any(DELIVERY_COLUMN, deliveries) if deliveries else None
-    if where is not None and DELIVERY_COLUMN not in table.schema.names:
-        where = None
-    stored = read_columns(table, columns, where=where).to_pandas()
-    if not has_space:
-        stored[EMBEDDING_SPACE_COLUMN] = "unrecorded"
-    current = stored["review_id"].isin(frame["review_id"])
-    other = stored.loc[current & (stored[EMBEDDING_SPACE_COLUMN] != space), EMBEDDING_SPACE_COLUMN]
-    same_space = stored.loc[stored[EMBEDDING_SPACE_COLUMN] == space]
-    merged = same_space.merge(frame[["review_id", "text_hash"]], on=["review_id", "text_hash"], how="inner")
-    reusable = {
-        review_id: np.asarray(vector, dtype=np.float32)
-        for review_id, vector in zip(merged["review_id"], merged[VECTOR_COLUMN], strict=True)
+def embed_job_arguments(
+    delivery: str, embedder: TextEmbedder, lancedb_io_manager: LanceDBIOManager
+) -> dict[str, Any]:
+    """The arguments of `platform_assets.jobs.embed` for `delivery`: the embedder's and the IO manager's settings."""
+    return {
+        "--delivery": delivery,
+        "--backend": embedder.backend,
+        "--actors": embedder.actors,
+        "--threads-per-actor": embedder.threads_per_actor,
+        "--gpus-per-actor": embedder.gpus_per_actor,
+        "--batch-size": embedder.batch_size,
+        "--rows-per-block": embedder.rows_per_block,
+        "--lancedb-uri": lancedb_io_manager.resolved_uri(),
+        "--index-min-rows": lancedb_io_manager.index_min_rows,
     }
-    return reusable, {str(name): int(count) for name, count in other.value_counts().items()}
+
+
+def _clean_as_ray_job(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
+    """Clean the delivery in a Ray job on the cluster (Daft on the cluster's Ray); the job commits both tables
+    and reports both materializations, which become this step's outputs.
+
+    Each is an Output of None with the job's metadata: the lake IO manager has nothing left to write, and the
+    Dagster type accepts None from a Ray job, which ran the same check on its writer before committing.
+    """
+    delivery = context.partition_key
+    invocation = run_ray_job(
+        context, "platform_assets.jobs.clean", {"--delivery": delivery}, f"cleaning {delivery}"
+    )
+    outputs = {CLEANED: "cleaned", QUARANTINE: "quarantine"}
+    reported = {result.asset_key: result for result in invocation.get_results()}
+    missing = [key.to_user_string() for key in outputs if key not in reported]
+    if missing:
+        raise dg.Failure(
+            description=f"the Ray job cleaning {delivery} reported no materialization of {missing}"
+        )
+    for key, name in outputs.items():
+        yield dg.Output(None, output_name=name, metadata=dict(reported[key].metadata or {}))

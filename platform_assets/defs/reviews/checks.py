@@ -22,7 +22,7 @@ from platform_assets.defs.reviews.contract import (
 from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib.embedding import EMBEDDING_DIM
 from platform_assets.lib.quality import row_accounting_check, suite_check
-from platform_assets.lib.vector_store import VECTOR_COLUMN, equals_any, read_columns
+from platform_assets.lib.vector_store import VECTOR_COLUMN, equals_any, iter_columns, read_columns
 
 # Below this share of raw rows surviving cleaning the source is broken, not merely dirty: stop and say so.
 MIN_CLEANED_YIELD = 0.5
@@ -89,30 +89,57 @@ def cleaned_yield(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult
 
 @dg.asset_check(
     asset=EMBEDDED,
-    additional_ins={"cleaned": dg.AssetIn(key=CLEANED)},
+    additional_deps=[CLEANED],
     partitions_def=review_deliveries,
+    required_resource_keys={"lake_io_manager"},
     description=f"The vector table holds exactly the delivery's cleaned review_ids, each with a {EMBEDDING_DIM}-d "
     "unit vector.",
 )
-def embedded_matches_cleaned(
-    context: dg.AssetCheckExecutionContext, embedded: Any, cleaned: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """No missing, extra or duplicated rows of this delivery in LanceDB; vectors have the right width and norm."""
-    stored = read_columns(
-        embedded, ["review_id", VECTOR_COLUMN], where=equals_any(DELIVERY_COLUMN, [context.partition_key])
-    ).to_pandas()
-    expected = set(cleaned["review_id"])
-    actual = stored["review_id"]
-    vectors = np.stack(stored[VECTOR_COLUMN].to_numpy()) if len(stored) else np.zeros((0, EMBEDDING_DIM))
-    norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.zeros(0)
+def embedded_matches_cleaned(context: dg.AssetCheckExecutionContext, embedded: Any) -> dg.AssetCheckResult:
+    """No missing, extra or duplicated rows of this delivery in LanceDB; vectors have the right width and norm.
+
+    Reads the delivery's review_ids from the lake and its vectors from LanceDB in batches: the run's process
+    never holds the delivery's rows or vectors, however large (the embedding itself may run on a Ray cluster).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from platform_assets.lib.lake import iter_batches, load_table, partition_filter
+
+    delivery = context.partition_key
+    cleaned = load_table(context.resources.lake_io_manager.catalog(), CLEANED)
+    expected_batches = (
+        iter_batches(cleaned, row_filter=partition_filter(DELIVERY_COLUMN, [delivery]), columns=["review_id"])
+        if cleaned is not None
+        else iter([])
+    )
+    expected = pa.chunked_array(
+        [b.column("review_id").cast(pa.large_string()) for b in expected_batches], type=pa.large_string()
+    )
+    stored_ids = []
+    dims: set[int] = set()
+    non_unit = 0
+    for batch in iter_columns(
+        embedded, ["review_id", VECTOR_COLUMN], where=equals_any(DELIVERY_COLUMN, [delivery])
+    ):
+        stored_ids.append(batch.column("review_id").cast(pa.large_string()))
+        vectors = batch.column(VECTOR_COLUMN)
+        width = vectors.type.list_size if hasattr(vectors.type, "list_size") else 0
+        dims.add(width)
+        if batch.num_rows and width:
+            matrix = vectors.flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, width)
+            non_unit += int((np.abs(np.linalg.norm(matrix, axis=1) - 1.0) > 1e-3).sum())
+    stored = pa.chunked_array(stored_ids, type=pa.large_string())
+    unique_expected = pc.unique(expected)
+    unique_stored = pc.unique(stored)
     metadata = {
         "table_rows": len(stored),
-        "cleaned_rows": len(expected),
-        "missing": len(expected - set(actual)),
-        "extra": len(set(actual) - expected),
-        "duplicated": int(actual.duplicated().sum()),
-        "vector_dim": int(vectors.shape[1]) if vectors.ndim == 2 else 0,
-        "non_unit_vectors": int((np.abs(norms - 1.0) > 1e-3).sum()),
+        "cleaned_rows": len(unique_expected),
+        "missing": int(pc.sum(pc.invert(pc.is_in(unique_expected, value_set=unique_stored))).as_py() or 0),
+        "extra": int(pc.sum(pc.invert(pc.is_in(unique_stored, value_set=unique_expected))).as_py() or 0),
+        "duplicated": len(stored) - len(unique_stored),
+        "vector_dim": max(dims) if len(dims) == 1 else 0,
+        "non_unit_vectors": non_unit,
     }
     passed = metadata["missing"] == metadata["extra"] == metadata["duplicated"] == metadata[
         "non_unit_vectors"

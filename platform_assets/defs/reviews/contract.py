@@ -138,6 +138,8 @@ QUARANTINED_REVIEWS = DatasetContract(
     rules=(q.in_set("reject_reason", REJECT_REASONS),),
 )
 
+# The vector table's fingerprint of a row's stored columns (defs/reviews/embedding.py).
+ROW_HASH_COLUMN = "row_hash"
 EMBEDDED_REVIEWS = DatasetContract(
     name="embedded/reviews",
     columns=(
@@ -154,6 +156,12 @@ EMBEDDED_REVIEWS = DatasetContract(
             "string",
             "The vector space (model and backend) the vector was computed in.",
             nullable=False,
+        ),
+        Column(
+            ROW_HASH_COLUMN,
+            "string",
+            "Hash of every other column but the vector: a re-run rewrites a row only when one of them changed "
+            "(null on rows written before it existed).",
         ),
         Column(
             VECTOR_COLUMN,

@@ -31,6 +31,8 @@ from platform_assets.lib.embedding.model import (
     INT8_SPACE,
     MODEL_NAME,
     MODEL_SLUG,
+    NODE_COLUMN,
+    VECTOR_COLUMN,
     content_hash,
     max_seq_length,
     model_dir,
@@ -46,7 +48,7 @@ from platform_assets.lib.embedding.policy import (
     resolve_backend,
 )
 from platform_assets.lib.embedding.query import embed_query
-from platform_assets.lib.embedding.ray_actor import RayBatchEncoder
+from platform_assets.lib.embedding.ray_actor import RayTableEncoder, vector_array
 from platform_assets.lib.embedding.verification import agrees_exactly, verification_groups
 
 if TYPE_CHECKING:
@@ -75,9 +77,11 @@ __all__ = [
     "BackendSpec",
     "Encoder",
     "OnnxEncoder",
-    "RayBatchEncoder",
+    "NODE_COLUMN",
+    "RayTableEncoder",
     "TextEmbedder",
     "TorchEncoder",
+    "VECTOR_COLUMN",
     "agrees_exactly",
     "backend_for_space",
     "cache_dir",
@@ -93,5 +97,6 @@ __all__ = [
     "normalise_backend",
     "read_manifest",
     "resolve_backend",
+    "vector_array",
     "verification_groups",
 ]

@@ -20,6 +20,10 @@ FP32_SPACE = f"{MODEL_SLUG}/fp32"
 INT8_SPACE = f"{MODEL_SLUG}/onnx-int8"
 # The column of a vector table that records each row's vector space.
 EMBEDDING_SPACE_COLUMN = "embedding_space"
+# The column of a vector table that holds the vectors (fixed_size_list<float32, EMBEDDING_DIM>).
+VECTOR_COLUMN = "vector"
+# The column the Ray actors add to each embedded batch: the IP of the node that embedded it (never stored).
+NODE_COLUMN = "_node"
 
 
 def model_dir() -> Path:
