@@ -113,7 +113,9 @@ def pipes_metadata(metadata: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
 
 
 def to_pipes_form(metadata: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """MetadataValues (or plain values) in Dagster Pipes' form, for a job to report what a step would have."""
+    """MetadataValues (or plain values) in Dagster Pipes' form, for a job to report what a step would have.
+
+    Written here because Dagster converts only the other way (`metadata_map_from_external`)."""
     forms: dict[type, tuple[str, Any]] = {
         dg.TextMetadataValue: ("text", lambda v: v.text),
         dg.IntMetadataValue: ("int", lambda v: v.value),

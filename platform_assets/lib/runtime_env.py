@@ -36,8 +36,13 @@ def apply_runtime_defaults() -> None:
     warnings.filterwarnings("ignore", message=r".*is currently in (preview|beta)")
     for name, value in _DEFAULTS.items():
         os.environ.setdefault(name, value)
-    address = os.environ.get("RAY_ADDRESS", "").strip()
-    if not address or address == "local" or address.startswith(("http://", "https://")):
+    from platform_assets.lib.config import ray_target
+
+    try:
+        attaches = ray_target(os.environ.get("RAY_ADDRESS")).mode == "attach"
+    except ValueError:  # a refused address (ray://) is reported where Ray is reached, with the way out
+        attaches = False
+    if not attaches:
         # A local Ray binds the machine's external address and `*` unless told otherwise; a process that joins
         # a multi-node cluster (RAY_ADDRESS=host:port) must not, or it would advertise 127.0.0.1 to the other
         # nodes. With a job API address the work runs on the cluster and any Ray here is local.

@@ -137,6 +137,8 @@ def embed_delivery(
     Runs wherever it is called: the embedder decides where the vectors are computed (this process, a local
     Ray, or the Ray cluster this process is attached to, as inside a Ray job).
     """
+    import pyarrow.compute as pc
+
     from platform_assets.lib.lake import count_rows, iter_batches, load_table, open_catalog, partition_filter
     from platform_assets.lib.vector_store import (
         DEFAULT_INDEX_MIN_ROWS,
@@ -189,7 +191,7 @@ def embed_delivery(
             reused = rows.filter(reusable)
             outcome.reused += reused.num_rows
             outcome.updated_without_embedding += _update_changed(table, reused, stored)
-            fresh = rows.filter(_not(reusable))
+            fresh = rows.filter(pc.invert(reusable))
             # The 20 smallest embedded ids, without holding them all.
             sample[:] = sorted(sample + _smallest(fresh.column(KEY), SAMPLE_IDS))[:SAMPLE_IDS]
             del chunk, rows, reused
@@ -255,12 +257,6 @@ def _smallest(values: pa.ChunkedArray, count: int) -> list[str]:
 
 def _rate(count: int, since: float) -> float:
     return round(count / max(time.perf_counter() - since, 1e-9), 1)
-
-
-def _not(mask: pa.ChunkedArray | pa.Array) -> Any:
-    import pyarrow.compute as pc
-
-    return pc.invert(mask)
 
 
 def _vector_table_schema(lake_schema: pa.Schema, columns: list[str]) -> pa.Schema:

@@ -7,6 +7,7 @@ cosine similarity is a dot product.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -122,12 +123,26 @@ class TextEmbedder(dg.ConfigurableResource):
         """Embed the `text` column of `tables` (`rows` rows in all, `key` unique); yield them with a `vector`
         column, in batches of any order and size.
 
-        Small inputs on a local Ray are embedded here, table by table, through `embed`; anything else runs on
-        one Ray actor pool for all the tables (`embed_on_ray`, whose batches also carry `_node`).
+        With a local Ray, what the tables actually hold decides (`rows` may be an upper bound, say a delivery
+        of which a few texts changed): up to `inline_max_texts` are embedded here, table by table, through
+        `embed`. Anything more, or any cluster, runs on one Ray actor pool for all the tables (`embed_on_ray`,
+        whose batches also carry `_node`).
         """
-        if not self.runs_inline(rows):
-            yield from self.embed_on_ray(tables, rows=rows)
-            return
+        tables = iter(tables)
+        buffered: list[pa.Table] = []
+        if self.runs_inline(0):
+            count = 0
+            for table in tables:
+                buffered.append(table)
+                count += table.num_rows
+                if not self.runs_inline(count):
+                    break
+            else:
+                yield from self._embed_inline(buffered, key)
+                return
+        yield from self.embed_on_ray(itertools.chain(buffered, tables), rows=rows)
+
+    def _embed_inline(self, tables: list[pa.Table], key: str) -> Iterator[pa.Table]:
         from platform_assets.lib.embedding.ray_actor import vector_array
 
         for table in tables:
