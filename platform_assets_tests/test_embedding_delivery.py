@@ -131,3 +131,18 @@ def test_a_vector_table_of_other_columns_is_refused_by_name(
     )
     with pytest.raises(EmbedError, match=r"has columns \['other', 'review_id'\].*rebuild the table"):
         embed_delivery(DELIVERY, embedder)
+
+
+def test_with_a_local_ray_a_few_changed_texts_are_embedded_in_process(
+    platform_env: PlatformSettings,
+) -> None:
+    # Three texts at most in process: the first run (five) goes to the local Ray's actor pool, the re-run with
+    # one edited text is embedded here, whatever the delivery's size.
+    embedder = TextEmbedder(ray=RayResource(), backend="onnx", gpus_per_actor=0, inline_max_texts=3)
+    deliver(cleaned(TEXTS))
+    first = embed_delivery(DELIVERY, embedder)
+    assert first.embedded == 5 and not any(node.startswith("in process") for node in first.nodes)
+    deliver(cleaned({**TEXTS, "r5": TEXTS["r5"] + " Edited."}))
+    edited = embed_delivery(DELIVERY, embedder)
+    assert edited.embedded == 1 and edited.embedded_sample == ["r5"]
+    assert [node.split(" (")[0] for node in edited.nodes] == ["in process"]
