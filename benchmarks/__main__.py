@@ -16,6 +16,7 @@ FOCUSED = {
     "embedding": "benchmarks.embedding_bench",
     "search": "benchmarks.search_bench",
     "clean": "benchmarks.clean_baseline",
+    "loader": "benchmarks.loader_bench",
 }
 
 

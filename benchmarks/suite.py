@@ -43,6 +43,7 @@ STAGES = (
     "embed_job",
     "search",
     "features",
+    "loader",
     "end_to_end",
 )
 # The dataplane stage's history: this many deliveries of SIZE rows each (10M rows at the default 1M).
@@ -56,6 +57,8 @@ TARGETS: list[tuple[str, str, Callable[[float], bool]]] = [
     ("ingest_vs_pyarrow", ">= 0.5", lambda v: v >= 0.5),
     ("clean_vs_pandas", ">= 3", lambda v: v >= 3),
     ("embed_vs_direct_encode", ">= 0.9", lambda v: v >= 0.9),
+    ("loader_vs_bare_scan", ">= 0.8", lambda v: v >= 0.8),
+    ("loader_first_batch_s", "< 1", lambda v: v < 1),
     ("default_vs_torch", ">= 1.1", lambda v: v >= 1.1),
     ("int8_vs_torch", ">= 2", lambda v: v >= 2),
     ("embed_rerun_1pct_fraction", "<= 0.05", lambda v: v <= 0.05),
@@ -482,6 +485,9 @@ CONTRACT_KEYS = [
     "dataplane_rows_per_s_10m",
     "dataplane_peak_rss_gib_10m",
     "dataplane_vs_bare_daft",
+    "loader_rows_per_s",
+    "loader_vs_bare_scan",
+    "loader_first_batch_s",
 ]
 
 
@@ -547,6 +553,10 @@ def run(
             figures = stage_search(size)
         elif stage == "features":
             figures = stage_features()
+        elif stage == "loader":
+            from benchmarks.loader_bench import run_loader_stage
+
+            figures = run_loader_stage(size)
         elif stage == "end_to_end":
             figures = end_to_end(results, size)
         else:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from platform_assets.lib.config import get_settings
+from platform_assets.metadata_center.cli import echo_table
 
 EXAMPLE_QUERY = "battery dies too fast"
 
@@ -225,7 +226,7 @@ def lake_tables(as_json: bool) -> None:
         ]
         for i in infos
     ]
-    _echo_table(["table", "snapshot", "updated (UTC)", "rows", "files", "snapshots", "partitioned by"], rows)
+    echo_table(["table", "snapshot", "updated (UTC)", "rows", "files", "snapshots", "partitioned by"], rows)
 
 
 @click.command("history")
@@ -257,7 +258,7 @@ def lake_history(table: str, as_json: bool) -> None:
         ]
         for r in records
     ]
-    _echo_table(
+    echo_table(
         [
             "snapshot (* current)",
             "time (UTC)",
@@ -337,12 +338,6 @@ def lake_maintain(
     )
     for report in reports:
         click.echo(json.dumps(report.as_dict()) if as_json else report.summary())
-
-
-def _echo_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
-    for line in [header, *rows]:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 def _add_subcommands() -> None:

@@ -5,6 +5,9 @@
     dataset = Dataset.get("sales_training_2024_01")      # the latest version (or version=N)
     df = dataset.read()                                  # pandas; dataset.read(as_arrow=True) -> pyarrow.Table
     path = dataset.mount("/mnt/data")                    # the dataset's files under /mnt/data
+    loader = dataset.to_torch(batch_size=256, shuffle=True, seed=0, rank=r, world_size=w)   # PyTorch batches
+    ray_dataset = dataset.to_ray()                       # a ray.data.Dataset (Ray Train)
+    dataset.manifest                                     # how the version was built (platform versions)
     Dataset.list(tags=["training-ready"])                # the latest version of each matching dataset
 
 The registry is the metadata center (METADATA_CENTER_URL). Storage is read where it was registered: a
@@ -24,6 +27,7 @@ pandas, pyarrow and s3fs are imported on first use, so importing the SDK is chea
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -273,6 +277,81 @@ class Dataset:
             f"dataset {self.dataset_id!r}: cannot read {where} as {self.format}: {describe_read_error(cause)}"
         )
 
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The version's manifest (inputs, code, quality, metrics: lib/dataset_versions.py); {} for a dataset
+        registered from outside the platform."""
+        return dict(self.metadata.get("manifest") or {})
+
+    def to_torch(
+        self,
+        batch_size: int = 256,
+        *,
+        columns: Sequence[str] | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        shuffle_rows: int | None = None,
+        pin_memory: bool = False,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
+    ) -> Any:
+        """A PyTorch DataLoader of this version's rows (parquet only), streamed from its storage.
+
+        Batches are dicts of tensors (vectors as float32 [B, dim]; text as lists of str). With `rank` and
+        `world_size` (default: torch.distributed's when it is initialised, else 0 and 1) each rank reads a
+        disjoint shard; all ranks together read every row once per epoch. Call `set_epoch(n)` on the loader
+        before each epoch: the same seed and epoch give the same order. See platform_assets/loaders.py.
+        """
+        from platform_assets.loaders import SHUFFLE_ROWS, EpochDataLoader, LoaderError, ParquetShards
+
+        rank, world_size = _distributed_place(rank, world_size)
+        paths = self._parquet_paths()
+        try:
+            shards = ParquetShards(
+                paths,
+                functools.partial(_pyarrow_filesystem, self.location.is_local),
+                columns=columns,
+                batch_size=batch_size,
+                shuffle=shuffle,
+                seed=seed,
+                rank=rank,
+                world_size=world_size,
+                num_workers=num_workers,
+                drop_last=drop_last,
+                shuffle_rows=shuffle_rows or SHUFFLE_ROWS,
+            )
+        except LoaderError as err:
+            raise DatasetError(f"dataset {self.dataset_id!r} version {self.version}: {err}") from None
+        options: dict[str, Any] = {"num_workers": num_workers, "pin_memory": pin_memory}
+        if num_workers:
+            options.update(persistent_workers=persistent_workers, prefetch_factor=prefetch_factor or 2)
+        return EpochDataLoader(shards, **options)
+
+    def to_ray(self, columns: Sequence[str] | None = None, **read_options: Any) -> Any:
+        """This version's rows as a `ray.data.Dataset` (parquet only), for Ray Train: `iter_torch_batches`,
+        `streaming_split`. `read_options` go to `ray.data.read_parquet`."""
+        import ray.data
+
+        paths = self._parquet_paths()
+        return ray.data.read_parquet(
+            paths,
+            filesystem=_pyarrow_filesystem(self.location.is_local),
+            columns=builtins.list(columns) if columns else None,
+            **read_options,
+        )
+
+    def _parquet_paths(self) -> builtins.list[str]:
+        if self.format != "parquet":
+            raise DatasetError(
+                f"dataset {self.dataset_id!r} is {self.format}: the training loaders read parquet versions "
+                "(the platform's published and training-ready datasets); use read() for this one"
+            )
+        return [data_file.path for data_file in self.files()]
+
     def mount(self, target: str | os.PathLike[str]) -> Path:
         """Make the dataset's files available under `target` (created if missing), keeping their layout:
         symlinks to local storage, a download from S3 (files already there with the same size are kept).
@@ -392,6 +471,30 @@ class Dataset:
                 f"cannot mount {self.dataset_id!r}: {link} exists and is not a link to the dataset"
             )
         link.symlink_to(source)
+
+
+def _pyarrow_filesystem(local: bool) -> Any:
+    """pyarrow's file system for a dataset's storage (made again in each loader worker)."""
+    from pyarrow import fs
+
+    from platform_assets.lib.config import get_settings
+
+    return fs.LocalFileSystem() if local else get_settings().s3.pyarrow_filesystem()
+
+
+def _distributed_place(rank: int | None, world_size: int | None) -> tuple[int, int]:
+    """(rank, world_size): as given, else torch.distributed's when it is initialised, else (0, 1)."""
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return (dist.get_rank() if rank is None else rank), (
+            dist.get_world_size() if world_size is None else world_size
+        )
+    if rank is not None or world_size is not None:
+        raise DatasetError("give both rank and world_size (or neither, under torch.distributed)")
+    return 0, 1
 
 
 def describe_read_error(err: Exception) -> str:

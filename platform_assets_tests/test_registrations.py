@@ -20,6 +20,7 @@ from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.registrations.sensors import alldata_registrations_sensor
 from platform_assets.lib import lake
 from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.dataset_versions import diff, rebuild_digest
 from platform_assets.lib.resources import shared_resources
 from platform_assets_tests.conftest import PROJECT_ROOT, free_port
 from platform_assets_tests.metadata_center_fixture import RunningMetadataCenter, metadata_center
@@ -433,6 +434,11 @@ def test_published_versions_are_immutable_parquet_pinned_to_a_tagged_snapshot(
         assert table == "cleaned.registered_datasets__pinned" == lake.table_name(cleaned_key)
         assert first["lake/input_snapshots"] == {table: snapshot}
         assert view["storage"]["uri"] == f"file://{versions_dir}/v1" and view["size_bytes"] == len(v1_bytes)
+        # Its manifest rebuilds exactly its rows from the pinned cleaned snapshot.
+        manifest = view["metadata"]["manifest"]
+        assert manifest["pin"] == "publish-pinned-v1" and manifest["metrics"]["rows"] == 4
+        assert manifest["metrics"]["mean"]["amount"] == pytest.approx((10.5 + 20.0 + 7.25 + 3.1) / 4)
+        assert rebuild_digest(manifest) == (view["metadata"]["content_sha256"], 4)
 
         # The same registration again: raw and cleaned are written anew (a new cleaned snapshot), same rows.
         again = published_metadata(run_version(instance, "pinned", 1))
@@ -453,6 +459,15 @@ def test_published_versions_are_immutable_parquet_pinned_to_a_tagged_snapshot(
         assert sorted(p.name for p in versions_dir.iterdir()) == ["v1", "v2"]
         assert pq.read_table(versions_dir / "v2").column("order_id").to_pylist() == [1, 2, 3, 6, 7]
         assert v1_file.read_bytes() == v1_bytes
+        # After new data: v1 still rebuilds from its manifest, and `diff` tells the versions apart.
+        assert rebuild_digest(manifest)[0] == view["metadata"]["content_sha256"]
+        compared = diff(client.get("pinned__training", version=1), client.get("pinned__training", version=2))
+        assert compared["same_rows"] is False and compared["metrics"][0] == {
+            "metric": "rows",
+            "old": 4,
+            "new": 5,
+            "change": 1,
+        }
         assert client.get("pinned__training", version=1)["storage"]["uri"] == f"file://{versions_dir}/v1"
         # The SDK reads a version inside the storage roots (the lake is one by default) exactly.
         assert Dataset.get("pinned__training", 1, client=client).read(as_arrow=True).equals(v1_rows)
@@ -476,7 +491,7 @@ def test_a_version_directory_is_never_overwritten(platform_env: PlatformSettings
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from platform_assets.defs.registrations.versions import VersionTaken, content_digest, write_version
+    from platform_assets.lib.published import VersionTaken, content_digest, write_version
 
     root = str(platform_env.data_dir / "lake")
     rows = pa.table({"order_id": [1, 2], "amount": [1.5, 2.5]})
@@ -499,7 +514,7 @@ def test_versions_on_s3(platform_env: PlatformSettings, s3_bucket: str) -> None:
     import pyarrow.parquet as pq
     from pyarrow import fs
 
-    from platform_assets.defs.registrations.versions import VersionTaken, content_digest, write_version
+    from platform_assets.lib.published import VersionTaken, content_digest, write_version
 
     root = f"s3://{s3_bucket}/lake"
     rows = pa.table({"order_id": [1, 2]})

@@ -1,6 +1,7 @@
 """Training sets are reproducible: their input snapshots are recorded and tagged, and rebuilding from them after
 new data has landed (a new day, a changed day) and after snapshot expiry gives the same rows."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -8,18 +9,29 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from platform_assets.definitions import defs
 from platform_assets.defs.features.assets import FEAST_REPOSITORY, TRAINING_SET, training_tag
+from platform_assets.defs.features.repo import STATS_VIEW
 from platform_assets.defs.features.training import (
     INPUT_TABLES,
     build_training_set,
     pin_input_snapshots,
     read_training_inputs,
 )
+from platform_assets.defs.training.assets import PUBLISHED_TRAINING_SET
+from platform_assets.defs.training.contract import PURCHASE_TRAINING_SET
 from platform_assets.defs.user_events.sample_data import write_sample_events
 from platform_assets.lake import expire_snapshots, read_table
+from platform_assets.lib.config import PlatformSettings
+from platform_assets.lib.dataset_versions import diff, rebuild_digest
 from platform_assets.lib.lake import load_table, open_catalog, table_name
+from platform_assets.lib.resources import shared_resources
+from platform_assets.metadata_center.client import MetadataCenterClient
+from platform_assets.sdk import Dataset
 from platform_assets_tests.conftest import point_platform_at
+from platform_assets_tests.metadata_center_fixture import metadata_center
 from platform_assets_tests.test_features import run
+from platform_assets_tests.test_training_data import run_distributed_example
 
 pytestmark = pytest.mark.slow
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
@@ -53,11 +65,28 @@ def by_row(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
-def test_training_set_is_rebuilt_identically_from_its_pinned_snapshots(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def publish_training_set(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """Publish the training set's latest materialization as a version (the training_data_job's step)."""
+    return dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=[PUBLISHED_TRAINING_SET],
+        resources={**defs.resources, **shared_resources()},
+        instance=instance,
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PlatformSettings]:
+    """The platform in `tmp_path`, with a metadata center to register versions in."""
     settings = point_platform_at(monkeypatch, tmp_path / "platform")
     monkeypatch.delenv("FEAST_ONLINE_STORE", raising=False)
+    with metadata_center(tmp_path / "mc", storage_roots=list(settings.storage_roots)) as service:
+        monkeypatch.setenv("METADATA_CENTER_URL", service.url)
+        monkeypatch.setenv("METADATA_CENTER_API_KEY", service.api_key)
+        yield settings
+
+
+def test_training_set_is_rebuilt_identically_from_its_pinned_snapshots(settings: PlatformSettings) -> None:
     landing = settings.landing_dir_for("user_events")
     write_sample_events(landing, days=len(DAYS) + 1)
     instance = dg.DagsterInstance.ephemeral()
@@ -76,6 +105,9 @@ def test_training_set_is_rebuilt_identically_from_its_pinned_snapshots(
     assert pinned == pin_input_snapshots(open_catalog())  # nothing landed since
     original = stored_training_set()
     assert len(original) == metadata["entity_rows"] > 0
+    publish_training_set(instance)
+    v1 = Dataset.get(PURCHASE_TRAINING_SET.dataset_id, version=1)
+    assert v1.row_count == len(original)
 
     # Every input snapshot carries the run's tag.
     tag = training_tag(TRAINING_SET, result.run_id)
@@ -103,6 +135,43 @@ def test_training_set_is_rebuilt_identically_from_its_pinned_snapshots(
 
     rebuilt = build_training_set(read_training_inputs(open_catalog(), recorded))
     pd.testing.assert_frame_equal(by_row(rebuilt), by_row(original))
+
+    # The published version: its manifest names every input snapshot (expiry kept them: they are tagged)…
+    manifest = v1.manifest
+    assert {
+        k: int(v) for k, v in manifest["inputs"]["lake"].items() if k != table_name(TRAINING_SET)
+    } == pinned
+    assert manifest["feast"]["feature_views"] == [STATS_VIEW]
+    assert len(manifest["feast"]["definitions_sha256"]) == 64
+    assert manifest["metrics"]["label"] == "label"
+    assert manifest["metrics"]["label_balance"]["1"] == pytest.approx(metadata["positive_share"], abs=1e-4)
+    # …and rebuilding it from the manifest after new data landed and expiry ran gives the same rows.
+    assert rebuild_digest(manifest) == (v1.metadata["content_sha256"], v1.row_count)
+    # A rebuilt training set is the next version; v1 still loads as it was, v2 differs, and diff says how.
+    run("features_job", instance)
+    publish_training_set(instance)
+    v2 = Dataset.get(PURCHASE_TRAINING_SET.dataset_id)
+    assert v2.version == 2 and v2.row_count > v1.row_count
+    loaded = [
+        int(r)
+        for batch in v1.to_torch(batch_size=7, columns=["row_id"], shuffle=False)
+        for r in batch["row_id"]
+    ]
+    assert loaded == original["row_id"].tolist()
+    labels = next(iter(v1.to_torch(batch_size=len(original), columns=["label"], shuffle=False)))["label"]
+    assert labels.tolist() == original["label"].tolist()
+    client = MetadataCenterClient()
+    compared = diff(client.get(v1.dataset_id, version=1), client.get(v1.dataset_id, version=2))
+    changes = {m["metric"]: m for m in compared["metrics"]}
+    assert changes["rows"]["change"] == v2.row_count - v1.row_count
+
+    # The documented training example on the pinned v1: two processes, the purchase label from the features.
+    report = run_distributed_example(
+        settings.data_dir, f"--dataset={v1.dataset_id}", "--version=1", "--task=purchase", "--epochs=5"
+    )
+    assert sum(report["rows_per_rank"]) == report["distinct_rows"] == v1.row_count
+    assert report["losses"][-1] < report["losses"][0]
+    assert report["job_id"] in v1.lineage()["lineage"]["downstream"]["training_jobs"]
     # The same read through the public API, by tag.
     for name, snapshot_id in pinned.items():
         by_tag = read_table(name, tag=tag)

@@ -111,6 +111,23 @@ class S3Settings:
             options["s3.endpoint"] = self.endpoint_url
         return options
 
+    def pyarrow_filesystem(self) -> Any:
+        """pyarrow's own S3 file system with these settings (the training loaders read through it)."""
+        from urllib.parse import urlparse
+
+        from pyarrow import fs
+
+        options: dict[str, Any] = {"region": self.region or "us-east-1"}
+        if self.access_key_id:
+            options["access_key"] = self.access_key_id
+        if self.secret_access_key:
+            options["secret_key"] = self.secret_access_key
+        if self.endpoint_url:
+            endpoint = urlparse(self.endpoint_url)
+            options["endpoint_override"] = endpoint.netloc or endpoint.path
+            options["scheme"] = endpoint.scheme or "https"
+        return fs.S3FileSystem(**options)
+
     def lancedb_options(self) -> dict[str, str]:
         """storage_options for lancedb.connect on s3://."""
         options: dict[str, str] = {}
@@ -372,6 +389,11 @@ def _resolve_local(path_or_uri: str) -> str:
     if path_or_uri.startswith("file://"):
         path_or_uri = path_or_uri[len("file://") :]
     return str(Path(path_or_uri).expanduser().resolve())
+
+
+def git_commit_override() -> str | None:
+    """PLATFORM_GIT_COMMIT: the commit an image without .git was built from (recorded in version manifests)."""
+    return _env("PLATFORM_GIT_COMMIT")
 
 
 def get_settings() -> PlatformSettings:

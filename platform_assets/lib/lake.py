@@ -555,6 +555,7 @@ def iter_batches(
     columns: Sequence[str] | None = None,
     batch_rows: int = 100_000,
     order_by: str | None = None,
+    snapshot_id: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The table's rows (those in the files `row_filter` selects: use it for partitions) as record batches of
     at most `batch_rows` rows, one data file at a time, so memory holds one batch whatever the table's size.
@@ -563,17 +564,29 @@ def iter_batches(
     the files one after the other with pyarrow. `order_by`: a column by whose lower bound (from the file's
     statistics) the files are read, so that rows written in that order come back in it. Files are the
     platform's copy-on-write files: a scan that needs delete files falls back to pyiceberg's reader.
+    `snapshot_id`: read the table as it was at that snapshot, with the schema it had then.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if table.current_snapshot() is None:
+    snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
+    if snapshot is None:
+        if snapshot_id is not None:
+            raise LookupError(
+                f"{'.'.join(table.name())} has no snapshot {snapshot_id} (expired, or from another table)"
+            )
         return
-    tasks = list(scan(table, row_filter=row_filter).plan_files())
-    schema = table.schema()
+    tasks = list(scan(table, row_filter=row_filter, snapshot_id=snapshot.snapshot_id).plan_files())
+    schema = (
+        table.schemas().get(snapshot.schema_id, table.schema())
+        if snapshot.schema_id is not None
+        else table.schema()
+    )
     wanted = schema.as_arrow() if not columns else pa.schema([schema.as_arrow().field(c) for c in columns])
     if any(task.delete_files for task in tasks):
-        reader = scan(table, row_filter=row_filter, columns=columns).to_arrow_batch_reader()
+        reader = scan(
+            table, row_filter=row_filter, columns=columns, snapshot_id=snapshot.snapshot_id
+        ).to_arrow_batch_reader()
         yield from reader
         return
     if order_by is not None:

@@ -188,7 +188,7 @@ def _echo_json(value: Any) -> None:
 )
 @click.pass_context
 def datasets_cli(ctx: click.Context, url: str | None, api_key: str | None) -> None:
-    """Registered datasets in the metadata center: register, list, show, lineage, mount."""
+    """Registered datasets in the metadata center: register, list, show, versions, diff, verify, lineage, mount."""
     ctx.ensure_object(dict)
     ctx.obj.update(url=url, api_key=api_key)
 
@@ -248,10 +248,7 @@ def list_(
         ]
         for item in page.items
     ]
-    headers = ["seq", "dataset_id", "version", "format", "rows", "registered_at"]
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, *rows]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    echo_table(["seq", "dataset_id", "version", "format", "rows", "registered_at"], rows)
     if page.has_more:
         click.echo(f"more: --after {page.next_after}", err=True)
 
@@ -266,6 +263,107 @@ def list_(
 def show(ctx: click.Context, dataset_id: str, version: int | None) -> None:
     """The Cube Studio view of a dataset (storage, schema, version, mount_command) as JSON."""
     _echo_json(_client(ctx).get(dataset_id, version=version))
+
+
+@datasets_cli.command("versions")
+@click.argument("dataset_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one object per version.")
+@click.pass_context
+@_handle_errors
+def versions(ctx: click.Context, dataset_id: str, as_json: bool) -> None:
+    """Every version of a dataset: when, rows, content digest, code and the inputs it was built from."""
+    from platform_assets.lib.dataset_versions import version_summary
+
+    client = _client(ctx)
+    latest = client.get(dataset_id)
+    summaries = [version_summary(client.get(dataset_id, version=v)) for v in latest["versions"]]
+    if as_json:
+        _echo_json(summaries)
+        return
+    rows = [
+        [
+            str(s["version"]),
+            str(s["registered_at"] or "-"),
+            "-" if s["rows"] is None else str(s["rows"]),
+            (s["content_sha256"] or "-")[:12],
+            (s["code"] or "-")[:12],
+            ", ".join(s["inputs"]) or "-",
+        ]
+        for s in summaries
+    ]
+    echo_table(["version", "registered_at", "rows", "sha256", "code", "inputs"], rows)
+
+
+@datasets_cli.command("diff")
+@click.argument("dataset_id")
+@click.argument("old", type=click.IntRange(min=1))
+@click.argument("new", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.pass_context
+@_handle_errors
+def diff(ctx: click.Context, dataset_id: str, old: int, new: int, as_json: bool) -> None:
+    """Compare versions OLD and NEW of a dataset: schema, rows, metrics side by side (like `dvc metrics diff`)."""
+    from platform_assets.lib.dataset_versions import diff as compare
+
+    client = _client(ctx)
+    result = compare(client.get(dataset_id, version=old), client.get(dataset_id, version=new))
+    if as_json:
+        _echo_json(result)
+        return
+    schema = result["schema"]
+    for label, columns in (("added", schema["added"]), ("removed", schema["removed"])):
+        for name, kind in columns.items():
+            click.echo(f"column {label}: {name} {kind}")
+    for name, (was, now) in schema["changed"].items():
+        click.echo(f"column changed: {name} {was} -> {now}")
+    click.echo("same rows" if result["same_rows"] else "rows differ")
+    rows = [
+        [m["metric"], _cell(m["old"]), _cell(m["new"]), _cell(m["change"])]
+        for m in result["metrics"]
+        if m["old"] != m["new"] or m["metric"] == "rows"
+    ]
+    echo_table(["metric", f"v{old}", f"v{new}", "change"], rows)
+
+
+@datasets_cli.command("verify")
+@click.argument("dataset_id")
+@click.option(
+    "--version", type=click.IntRange(min=1), default=None, help="A given version (default: the latest)."
+)
+@click.pass_context
+@_handle_errors
+def verify(ctx: click.Context, dataset_id: str, version: int | None) -> None:
+    """Rebuild a version's rows from its manifest's pinned inputs and compare them with the published digest."""
+    from platform_assets.lib.dataset_versions import MANIFEST_KEY, VersionError, rebuild_digest
+
+    view = _client(ctx).get(dataset_id, version=version)
+    manifest = (view.get("metadata") or {}).get(MANIFEST_KEY)
+    if not manifest:
+        raise click.ClickException(f"{dataset_id} version {view['version']} has no manifest to rebuild from")
+    try:
+        digest, rows = rebuild_digest(manifest)
+    except (VersionError, LookupError) as err:
+        raise click.ClickException(_one_line(str(err))) from err
+    recorded = view["metadata"].get("content_sha256")
+    if digest != recorded:
+        raise click.ClickException(
+            f"{dataset_id} version {view['version']}: rebuilt {rows} rows with sha256 {digest[:12]}, "
+            f"published {view.get('row_count')} rows with sha256 {(recorded or '-')[:12]}"
+        )
+    click.echo(
+        f"{dataset_id} version {view['version']}: rebuilt {rows} rows, sha256 {digest[:12]} as published"
+    )
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def echo_table(header: list[str], rows: list[list[str]]) -> None:
+    """Rows under a header, in columns padded to their widest cell."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @datasets_cli.command("lineage")

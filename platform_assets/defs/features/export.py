@@ -45,9 +45,17 @@ class ExportResult:
     removed: list[str] = field(default_factory=list)
 
 
+# The last change of a partition whose changing snapshot was expired (snapshot ids are positive).
+EXPIRED_SNAPSHOT = -1
+
+
 def table_partitions(table: Table, snapshot_id: int | None = None) -> dict[str, int]:
     """The partitions (Dagster partition keys) of a `_partition`-partitioned table at a snapshot, each with the
-    id of the snapshot that last changed it; read from the table's metadata, not its data files."""
+    id of the snapshot that last changed it; read from the table's metadata, not its data files.
+
+    When that snapshot has been expired, Iceberg no longer knows it (null): the partition gets EXPIRED_SNAPSHOT,
+    which differs from any id a sync recorded, so its export is rewritten once and then kept until it changes.
+    """
     from platform_assets.lib.lake import PARTITION_COLUMN
 
     snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
@@ -55,7 +63,11 @@ def table_partitions(table: Table, snapshot_id: int | None = None) -> dict[str, 
         return {}
     rows = table.inspect.partitions(snapshot_id=snapshot.snapshot_id).to_pylist()
     return {
-        str(row["partition"][PARTITION_COLUMN]): int(row["last_updated_snapshot_id"])
+        str(row["partition"][PARTITION_COLUMN]): (
+            int(row["last_updated_snapshot_id"])
+            if row["last_updated_snapshot_id"] is not None
+            else EXPIRED_SNAPSHOT
+        )
         for row in rows
         if row["record_count"] > 0
     }

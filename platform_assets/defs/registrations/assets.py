@@ -136,7 +136,7 @@ def published_registered_dataset(
         lineage_record,
         publish_to_cube_studio,
     )
-    from platform_assets.defs.registrations.versions import content_digest, plain_table
+    from platform_assets.lib.dataset_versions import LAKE_TABLE, MANIFEST_KEY, table_metrics, version_manifest
     from platform_assets.lib.lake import (
         PANDAS_METADATA_PROPERTY,
         load_table,
@@ -144,6 +144,7 @@ def published_registered_dataset(
         read_arrow,
         table_name,
     )
+    from platform_assets.lib.published import content_digest, plain_table
 
     source = registration_for(context, metadata_center)
     catalog = lake_io_manager.catalog()
@@ -182,6 +183,17 @@ def published_registered_dataset(
             "content_sha256": digest,
             # Snapshot ids as text: they are 64-bit and JSON readers in other languages round them.
             "lake/input_snapshots": {cleaned_table: str(snapshot_id)},
+            MANIFEST_KEY: version_manifest(
+                build={
+                    "kind": LAKE_TABLE,
+                    "table": cleaned_table,
+                    "snapshot_id": str(snapshot_id),
+                    "columns": rows.column_names,
+                },
+                inputs={"lake": {cleaned_table: str(snapshot_id)}},
+                quality={"score": score},
+                metrics=table_metrics(rows),
+            ),
         },
     }
     client = metadata_center.client()
@@ -232,8 +244,8 @@ def _publish(
     """
     import time
 
-    from platform_assets.defs.registrations.versions import VersionTaken, write_version
     from platform_assets.lib.lake import tag_snapshot
+    from platform_assets.lib.published import VersionTaken, write_version
 
     source_id = payload["metadata"]["source_dataset_id"]
     ((cleaned_table, snapshot),) = payload["metadata"]["lake/input_snapshots"].items()
@@ -269,6 +281,7 @@ def _publish(
     # Pin the snapshot before registering, so a registered version's input is never expired.
     tag = snapshot_tag(source_id, version)
     tag_snapshot(catalog, cleaned_table, int(snapshot), tag)
+    full["metadata"]["manifest"] = {**full["metadata"]["manifest"], "pin": tag}
     registered = client.register(full)
     if registered["version"] != version:
         # Another registration of the same id came in between: the directory is still this one's (immutable),
@@ -298,7 +311,7 @@ def _latest_registration(client: Any, dataset_id: str) -> dict[str, Any] | None:
 
 def _unchanged(latest: dict[str, Any], payload: dict[str, Any]) -> bool:
     """The latest registered version has the same rows (content digest), source version and quality score."""
-    from platform_assets.defs.registrations.versions import digest_of
+    from platform_assets.lib.published import digest_of
 
     metadata = latest.get("metadata") or {}
     return (

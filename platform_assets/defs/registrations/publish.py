@@ -7,22 +7,7 @@ from typing import Any
 import dagster as dg
 
 from platform_assets.lib.config import get_settings
-
-
-def asset_lineage(context: dg.AssetExecutionContext) -> list[str]:
-    """Every upstream asset of the running asset, read from the asset graph (not a hand-kept list)."""
-    # The job's asset graph (the whole code location's when run from the UI) — the same graph the UI draws.
-    graph = context.job_def.asset_layer.asset_graph
-    seen: list[str] = []
-    frontier = [context.asset_key]
-    while frontier:
-        key = frontier.pop()
-        for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
-            name = parent.to_user_string()
-            if name not in seen:
-                seen.append(name)
-                frontier.append(parent)
-    return seen
+from platform_assets.lib.dataset_versions import asset_lineage
 
 
 def lineage_record(

@@ -11,9 +11,11 @@ PAGE_SIZE = 100
 
 
 def is_own_publication(item: dict) -> bool:
-    """Registrations this platform made itself (training-ready outputs) are not processed again."""
+    """Registrations this platform made itself (training-ready outputs: a registered dataset's publication, or a
+    version with a manifest) are not processed again."""
     metadata = (item.get("payload") or {}).get("metadata") or {}
-    return bool(metadata.get("source_dataset_id") and metadata.get("dagster_run_id"))
+    produced_here = metadata.get("source_dataset_id") or metadata.get("manifest")
+    return bool(produced_here and metadata.get("dagster_run_id"))
 
 
 @dg.sensor(
