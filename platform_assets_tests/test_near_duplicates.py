@@ -1,0 +1,117 @@
+"""Semantic near-duplicates with the real model: planted light edits, re-punctuation and a swapped word are
+found, each against the review delivered first; same-topic but different reviews are not; a delivery is
+compared with the stored table through LanceDB and within itself."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from platform_assets.lib.curation.near_duplicates import find_near_duplicates, pairs_within
+from platform_assets.lib.embedding import TextEmbedder
+from platform_assets.lib.ray_resource import RayResource
+from platform_assets.lib.vector_store import connect_lancedb
+
+# Calibrated on these texts with all-MiniLM-L6-v2: planted twins score 0.96-1.0, same-topic reviews 0.55-0.85.
+THRESHOLD = 0.93
+EARLIER = {
+    "e1": "The battery dies after barely two hours of use.",
+    "e2": "Great sound quality, the bass is deep and clear.",
+    "e3": "Shipping took three weeks and the box was crushed.",
+}
+DELIVERY = {
+    "d1": "The battery dies after barely two hours of use!",  # re-punctuated e1
+    "d2": "Great sound quality, the bass is clear and deep.",  # swapped words of e2
+    "d3": "The screen scratches far too easily.",
+    "d4": "The screen scratches far too easily!!",  # re-punctuated d3, same delivery
+    "d5": "The battery lasts a full day, very happy with it.",  # same topic as e1, a different review
+    "d6": "Shipping was fast and the packaging was perfect.",  # same topic as e3, the opposite
+    "d7": "the screen scratches way too easily",  # a light edit of d3
+}
+
+
+@pytest.fixture(scope="module")
+def vectors() -> dict[str, np.ndarray]:
+    texts = {**EARLIER, **DELIVERY}
+    embedded = TextEmbedder(ray=RayResource(), backend="onnx", gpus_per_actor=0).embed(
+        list(texts), list(texts.values())
+    )
+    return {key: np.asarray(vector, dtype=np.float32) for key, vector in embedded.items()}
+
+
+def test_a_delivery_is_compared_with_the_table_and_within_itself(tmp_path, vectors) -> None:
+    ids = list(EARLIER) + list(DELIVERY)
+    table = connect_lancedb(str(tmp_path / "lancedb")).create_table(
+        "reviews",
+        pa.table(
+            {
+                "review_id": ids,
+                "delivery": ["first"] * len(EARLIER) + ["second"] * len(DELIVERY),
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.concatenate([vectors[i] for i in ids])), 384
+                ),
+            }
+        ),
+    )
+    delivery = list(DELIVERY)
+    found = find_near_duplicates(
+        table,
+        delivery,
+        np.stack([vectors[i] for i in delivery]),
+        THRESHOLD,
+        earlier_rows="delivery != 'second'",
+    )
+    pairs = {(p.review_id, p.duplicate_of, p.within_delivery) for p in found}
+    assert pairs == {("d1", "e1", False), ("d2", "e2", False), ("d4", "d3", True), ("d7", "d3", True)}
+    assert all(THRESHOLD <= p.similarity <= 1.0 for p in found)
+    # The kept reviews and the same-topic ones are never duplicates.
+    assert not {"d3", "d5", "d6"} & {p.review_id for p in found}
+
+
+def test_within_a_delivery_the_first_is_kept_and_blocks_change_nothing(vectors, monkeypatch) -> None:
+    import platform_assets.lib.curation.near_duplicates as module
+
+    delivery = list(DELIVERY)
+    stacked = np.stack([vectors[i] for i in delivery])
+    whole = pairs_within(delivery, stacked, THRESHOLD)
+    assert {(p.review_id, p.duplicate_of) for p in whole} == {("d4", "d3"), ("d7", "d3")}
+    monkeypatch.setattr(module, "BLOCK_ROWS", 2)
+    assert pairs_within(delivery, stacked, THRESHOLD) == whole
+    # Reversed order: d7 and d4 come first and are kept (below the threshold to each other); d3 is now the
+    # duplicate, reported once, against the more similar of the two.
+    reversed_pairs = pairs_within(delivery[::-1], stacked[::-1], THRESHOLD)
+    assert {(p.review_id, p.duplicate_of) for p in reversed_pairs} == {("d3", "d4")}
+
+
+OUTLIERS = {
+    "x1": "qwzx vbnm plkj hgfd asdf zxcv",  # gibberish
+    "x2": "Dieses Gerät ist ein völliger Reinfall, ich will mein Geld zurück.",  # another language
+    "x3": "BUY CHEAP PILLS NOW at best-deals dot biz !!! limited offer click",  # spam
+}
+
+
+def test_knn_outliers_flag_gibberish_other_languages_and_spam(tmp_path) -> None:
+    from platform_assets.defs.reviews.sample_data import generate_reviews
+    from platform_assets.lib.curation.outliers import flag_outliers, knn_scores
+
+    sample = generate_reviews(400, seed=3)
+    texts = [t for t in sample["text"].dropna().str.strip().unique() if len(t) > 20][:150]
+    reviews = {f"r{i}": text for i, text in enumerate(texts)}
+    everything = {**reviews, **OUTLIERS}
+    embedded = TextEmbedder(ray=RayResource(), backend="onnx", gpus_per_actor=0).embed(
+        list(everything), list(everything.values())
+    )
+    ids = list(everything)
+    vectors = np.stack([np.asarray(embedded[i], dtype=np.float32) for i in ids])
+    table = connect_lancedb(str(tmp_path / "lancedb")).create_table(
+        "reviews",
+        pa.table(
+            {"review_id": ids, "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 384)}
+        ),
+    )
+    scores = knn_scores(table, ids, vectors)
+    result = flag_outliers(scores)
+    flagged = {ids[i] for i in np.flatnonzero(result.flags)}
+    assert set(OUTLIERS) <= flagged
+    # Few ordinary reviews cross the line (the rule flags the tail, not the bulk).
+    assert len(flagged - set(OUTLIERS)) <= len(reviews) * 0.05
+    assert min(scores[-3:]) > np.median(scores[:-3])
