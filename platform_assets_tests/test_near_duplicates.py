@@ -115,3 +115,31 @@ def test_knn_outliers_flag_gibberish_other_languages_and_spam(tmp_path) -> None:
     # Few ordinary reviews cross the line (the rule flags the tail, not the bulk).
     assert len(flagged - set(OUTLIERS)) <= len(reviews) * 0.05
     assert min(scores[-3:]) > np.median(scores[:-3])
+
+
+def test_drift_passes_the_same_distribution_and_flags_a_shifted_one() -> None:
+    from platform_assets.defs.reviews.sample_data import generate_reviews
+    from platform_assets.lib.curation.drift import mmd_drift
+
+    def texts(seed: int) -> list[str]:
+        frame = generate_reviews(600, seed=seed)
+        return [t for t in frame["text"].dropna().str.strip() if len(t) > 20]
+
+    reference, later = texts(1)[:120], texts(2)[:120]
+    # Another topic: only the sound and audio reviews of a later delivery.
+    audio = [t for t in texts(3) if any(w in t.lower() for w in ("sound", "audio", "speaker", "bass"))][:120]
+    assert len(audio) >= 40
+    everything = reference + later + audio
+    embedded = TextEmbedder(ray=RayResource(), backend="onnx", gpus_per_actor=0).embed(
+        [str(i) for i in range(len(everything))], everything
+    )
+    vectors = np.stack([np.asarray(embedded[str(i)], dtype=np.float32) for i in range(len(everything))])
+    ref, same, shifted = np.split(vectors, [len(reference), len(reference) + len(later)])
+
+    steady = mmd_drift(ref, same, seed=0)
+    assert not steady.drifted and steady.p_value > 0.05, steady
+    moved = mmd_drift(ref, shifted, seed=0)
+    assert moved.drifted and moved.p_value <= 0.01 and moved.mmd2 > moved.threshold, moved
+    assert moved.mmd2 > 3 * max(steady.mmd2, 1e-6)
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        mmd_drift(ref, shifted[:1])

@@ -112,7 +112,9 @@ class TextEmbedder(dg.ConfigurableResource):
         result: dict[str, np.ndarray] = {}
         table = pa.table({"key": pa.array(keys, pa.string()), "text": pa.array(texts, pa.string())})
         for batch in self.embed_on_ray([table], rows=len(texts)):
-            vectors = batch.column(VECTOR_COLUMN).flatten().to_numpy().reshape(batch.num_rows, -1)
+            # The blocks come back as tables: a column is chunked, whose `flatten()` splits structs, not lists.
+            column = batch.column(VECTOR_COLUMN).combine_chunks()
+            vectors = column.flatten().to_numpy(zero_copy_only=False).reshape(batch.num_rows, -1)
             result.update(zip(batch.column("key").to_pylist(), vectors, strict=True))
         missing = len(set(keys)) - len(result)
         if missing:
