@@ -255,22 +255,24 @@ def read_build(build: Mapping[str, Any]) -> tuple[pa.Schema, Iterator[pa.RecordB
 def _read_lake_table(build: Mapping[str, Any]) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     import pyarrow as pa
 
-    from platform_assets.lib.lake import iceberg_compatible_schema, iter_batches, load_table, open_catalog
+    from platform_assets.lib.lake import (
+        iceberg_compatible_schema,
+        iter_batches,
+        load_table,
+        open_catalog,
+        schema_at,
+    )
     from platform_assets.lib.published import pa_schema_without_metadata
 
     name, snapshot_id = build["table"], int(build["snapshot_id"])
     table = load_table(open_catalog(), name)
     if table is None:
         raise VersionError(f"no table {name} in the lake catalog")
-    if table.snapshot_by_id(snapshot_id) is None:
+    snapshot = table.snapshot_by_id(snapshot_id)
+    if snapshot is None:
         raise VersionError(f"{name} has no snapshot {snapshot_id} (expired, or from another table)")
     columns = list(build["columns"])
-    snapshot = table.snapshot_by_id(snapshot_id)
-    iceberg_schema = (
-        table.schemas().get(snapshot.schema_id, table.schema())
-        if snapshot.schema_id is not None
-        else table.schema()
-    )
+    iceberg_schema = schema_at(table, snapshot)
     # The types readers without Iceberg get (a published version's, lib/published.plain_table): plain strings
     # and lists, no field ids.
     schema = pa_schema_without_metadata(

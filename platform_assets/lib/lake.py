@@ -577,11 +577,7 @@ def iter_batches(
             )
         return
     tasks = list(scan(table, row_filter=row_filter, snapshot_id=snapshot.snapshot_id).plan_files())
-    schema = (
-        table.schemas().get(snapshot.schema_id, table.schema())
-        if snapshot.schema_id is not None
-        else table.schema()
-    )
+    schema = schema_at(table, snapshot)
     wanted = schema.as_arrow() if not columns else pa.schema([schema.as_arrow().field(c) for c in columns])
     if any(task.delete_files for task in tasks):
         reader = scan(
@@ -824,6 +820,13 @@ def partition_table_key(key: dg.AssetKey, partition_key: str) -> list[str]:
         # Keys that differ only in replaced characters ("a.b", "a_b") must not share a table.
         safe = f"{safe}_{hashlib.sha256(partition_key.encode()).hexdigest()[:8]}"
     return [key.path[0], "__".join([*key.path[1:], safe])]
+
+
+def schema_at(table: Table, snapshot: Any) -> Any:
+    """The Iceberg schema `table` had at `snapshot` (the current one for snapshots that do not record it)."""
+    if snapshot.schema_id is None:
+        return table.schema()
+    return table.schemas().get(snapshot.schema_id, table.schema())
 
 
 def current_snapshot_id(catalog: Catalog, key: dg.AssetKey | str | Sequence[str]) -> int | None:

@@ -60,9 +60,7 @@ def plain_table(arrow: pa.Table, pandas_metadata: str | None = None) -> pa.Table
     when it describes exactly these columns."""
     import json
 
-    import pyarrow as pa
-
-    schema = pa.schema([field.remove_metadata() for field in iceberg_compatible_schema(arrow.schema)])
+    schema = pa_schema_without_metadata(iceberg_compatible_schema(arrow.schema))
     table = arrow.cast(schema)
     if pandas_metadata:
         described = [c.get("name") for c in json.loads(pandas_metadata).get("columns", [])]

@@ -244,6 +244,7 @@ def _publish(
     """
     import time
 
+    from platform_assets.lib.dataset_versions import as_payload, latest_registration
     from platform_assets.lib.lake import tag_snapshot
     from platform_assets.lib.published import VersionTaken, write_version
 
@@ -251,13 +252,13 @@ def _publish(
     ((cleaned_table, snapshot),) = payload["metadata"]["lake/input_snapshots"].items()
     deadline = time.monotonic() + VERSION_WAIT_SECONDS
     while True:
-        latest = _latest_registration(client, payload["dataset_id"])
+        latest = latest_registration(client, payload["dataset_id"])
         if latest is not None and _unchanged(latest, payload):
             context.log.info(
                 f"{payload['dataset_id']} version {latest['version']} has the same rows: nothing published"
             )
             return {
-                "registration": {"version": latest["version"], "seq": None, "payload": _as_payload(latest)},
+                "registration": {"version": latest["version"], "seq": None, "payload": as_payload(latest)},
                 "tag": snapshot_tag(source_id, latest["version"]),
             }
         version = (latest["version"] if latest is not None else 0) + 1
@@ -298,17 +299,6 @@ def _publish(
     return {"registration": {**registered, "payload": full}, "tag": tag}
 
 
-def _latest_registration(client: Any, dataset_id: str) -> dict[str, Any] | None:
-    from platform_assets.metadata_center.client import MetadataCenterError
-
-    try:
-        return client.get(dataset_id)
-    except MetadataCenterError as err:
-        if err.status != 404:
-            raise
-        return None
-
-
 def _unchanged(latest: dict[str, Any], payload: dict[str, Any]) -> bool:
     """The latest registered version has the same rows (content digest), source version and quality score."""
     from platform_assets.lib.published import digest_of
@@ -319,12 +309,6 @@ def _unchanged(latest: dict[str, Any], payload: dict[str, Any]) -> bool:
         and metadata.get("source_version") == payload["metadata"]["source_version"]
         and metadata.get("data_quality_score") == payload["metadata"]["data_quality_score"]
     )
-
-
-def _as_payload(view: dict[str, Any]) -> dict[str, Any]:
-    """A registration's view as the payload that registered it (what Cube Studio and OpenLineage are sent)."""
-    keys = ("dataset_id", "name", "format", "row_count", "size_bytes", "schema", "tags", "metadata")
-    return {**{k: view.get(k) for k in keys}, "storage_path": view["storage"]["uri"]}
 
 
 def _latest_cleaned_record(context: dg.AssetExecutionContext) -> Any:

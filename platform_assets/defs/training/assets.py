@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 
-from platform_assets.defs.features.assets import REPO_VERSION, TRAINING_SET
+from platform_assets.defs.features.assets import TRAINING_SET
 from platform_assets.defs.registrations.resources import MetadataCenterResource
 from platform_assets.defs.reviews.assets import CLEANED as CLEANED_REVIEWS
 from platform_assets.defs.reviews.assets import EMBEDDED
@@ -109,7 +109,7 @@ def published_user_purchase_training_set(
         "columns": [f.name for f in table.schema().fields if f.name != PARTITION_COLUMN],
     }
     quality = {"checks": check_results(context.instance, TRAINING_SET)}
-    feast = {**feast_manifest([repo.STATS_VIEW], repo.__file__), "repository_code_version": REPO_VERSION}
+    feast = feast_manifest([repo.STATS_VIEW], repo.__file__)
     return _publish(
         context, metadata_center, PURCHASE_TRAINING_SET, build, {"lake": lake_inputs}, quality, feast
     )
