@@ -44,6 +44,7 @@ STAGES = (
     "search",
     "features",
     "loader",
+    "curation",
     "end_to_end",
 )
 # The dataplane stage's history: this many deliveries of SIZE rows each (10M rows at the default 1M).
@@ -59,6 +60,8 @@ TARGETS: list[tuple[str, str, Callable[[float], bool]]] = [
     ("embed_vs_direct_encode", ">= 0.9", lambda v: v >= 0.9),
     ("loader_vs_bare_scan", ">= 0.8", lambda v: v >= 0.8),
     ("loader_first_batch_s", "< 1", lambda v: v < 1),
+    ("curation_full_pass_s_1m", "< 120", lambda v: v < 120),
+    ("curation_recall_vs_exact", ">= 0.98", lambda v: v >= 0.98),
     ("default_vs_torch", ">= 1.1", lambda v: v >= 1.1),
     ("int8_vs_torch", ">= 2", lambda v: v >= 2),
     ("embed_rerun_1pct_fraction", "<= 0.05", lambda v: v <= 0.05),
@@ -488,6 +491,9 @@ CONTRACT_KEYS = [
     "loader_rows_per_s",
     "loader_vs_bare_scan",
     "loader_first_batch_s",
+    "curation_full_pass_s_1m",
+    "curation_delivery_rows_per_s",
+    "curation_recall_vs_exact",
 ]
 
 
@@ -557,6 +563,10 @@ def run(
             from benchmarks.loader_bench import run_loader_stage
 
             figures = run_loader_stage(size)
+        elif stage == "curation":
+            from benchmarks.curation_bench import run_curation_stage
+
+            figures = run_curation_stage(workdir, size)
         elif stage == "end_to_end":
             figures = end_to_end(results, size)
         else:

@@ -21,6 +21,8 @@ HEAVY_MODULES = [
     "great_expectations",
     "daft",
     "sentence_transformers",
+    "matplotlib",
+    "sklearn",
 ]
 
 
@@ -77,6 +79,9 @@ def test_reviews_contract() -> None:
         "cleaned/reviews",
         "quarantine/reviews",
         "embedded/reviews",
+        "curated/reviews",
+        "quarantine/reviews_curation",
+        "curated/reviews_duplicate_pairs",
     }
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey(["embedded", "reviews"])).parent_keys == {
@@ -84,6 +89,15 @@ def test_reviews_contract() -> None:
     }
     assert graph.get(dg.AssetKey(["cleaned", "reviews"])).parent_keys == {dg.AssetKey(["raw", "reviews"])}
     assert graph.get(dg.AssetKey(["quarantine", "reviews"])).parent_keys == {dg.AssetKey(["raw", "reviews"])}
+    calibration = dg.AssetKey(["curated", "reviews_near_duplicate_calibration"])
+    assert graph.get(dg.AssetKey(["curated", "reviews"])).parent_keys == {
+        dg.AssetKey(["embedded", "reviews"]),
+        calibration,
+    }
+    assert graph.get(calibration).parent_keys == {dg.AssetKey(["embedded", "reviews"])}
+    assert graph.get(dg.AssetKey(["published", "reviews_corpus"])).parent_keys == {
+        dg.AssetKey(["curated", "reviews"])
+    }
 
 
 def test_every_asset_has_a_description_and_check() -> None:

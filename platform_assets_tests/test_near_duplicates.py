@@ -143,3 +143,64 @@ def test_drift_passes_the_same_distribution_and_flags_a_shifted_one() -> None:
     assert moved.mmd2 > 3 * max(steady.mmd2, 1e-6)
     with pytest.raises(ValueError, match="at least 2 rows"):
         mmd_drift(ref, shifted[:1])
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_duplicate_always_points_at_a_kept_review() -> None:
+    # b is a's twin; c is closer to b than to a but still a's twin: c must name a, the kept one, not b.
+    a = np.array([1.0, 0.0, 0.0])
+    b = np.array([0.97, 0.243, 0.0])
+    c = np.array([0.93, 0.37, 0.0])
+    d = np.array([0.0, 0.0, 1.0])
+    pairs = pairs_within(["a", "b", "c", "d"], _unit(np.stack([a, b, c, d])), 0.9)
+    assert [(p.review_id, p.duplicate_of) for p in pairs] == [("b", "a"), ("c", "a")]
+    # Rows already duplicates of stored rows are neither judged nor kept.
+    excluded = pairs_within(["a", "b", "c", "d"], _unit(np.stack([a, b, c, d])), 0.9, excluded=[0])
+    assert [(p.review_id, p.duplicate_of) for p in excluded] == [("c", "b")]
+
+
+def test_a_full_pass_finds_the_pairs_an_exact_pass_finds() -> None:
+    from platform_assets.lib.curation.near_duplicates import full_pass_pairs
+
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((40, 64))
+    rows = centres[rng.integers(0, 40, 3000)] + 0.8 * rng.standard_normal((3000, 64))
+    for row in rng.choice(np.arange(1, 3000), 60, replace=False):
+        rows[row] = rows[rng.integers(0, row)] + 0.01 * rng.standard_normal(64)
+    vectors = _unit(rows)
+    ids = [f"r{i:05d}" for i in range(3000)]
+    exact = {(p.review_id, p.duplicate_of) for p in pairs_within(ids, vectors, 0.95)}
+    assert len(exact) >= 55
+    clustered = full_pass_pairs(ids, vectors, 0.95, rows_per_cluster=100, probes=3)
+    found = {(p.review_id, p.duplicate_of) for p in clustered}
+    assert len(found & exact) / len(exact) >= 0.95
+    position = {review_id: index for index, review_id in enumerate(ids)}
+    for pair in clustered:
+        first, second = vectors[position[pair.duplicate_of]], vectors[position[pair.review_id]]
+        assert float(first @ second) >= 0.95 and position[pair.duplicate_of] < position[pair.review_id]
+
+
+def test_the_calibrated_threshold_clears_every_different_pair_by_the_margin() -> None:
+    from platform_assets.lib.curation.calibration import LabelledPair, calibrate, labelled_pairs
+
+    pairs = labelled_pairs({"t": ["The battery lasts two days, great value.", "Shipping was slow and late."]})
+    kinds = {pair.kind for pair in pairs}
+    assert {"light_edit", "repunctuation", "word_swap", "paraphrase", "same_topic_different"} <= kinds
+    assert all(pair.first != pair.second for pair in pairs)
+    labelled = [
+        *(LabelledPair("word_swap", "a", "b", True) for _ in range(4)),
+        LabelledPair("light_edit", "a", "c", True),
+        *(LabelledPair("same_topic_different", "a", "d", False) for _ in range(3)),
+    ]
+    similarities = np.array([0.99, 0.97, 0.95, 0.9, 0.7, 0.5, 0.6, 0.8])
+    result = calibrate(labelled, similarities, margin=0.05)
+    # The lowest duplicate similarity at least 0.05 above the most similar different pair (0.8).
+    assert result.threshold == 0.9
+    assert result.precision == 1.0 and result.recall == 0.8
+    assert result.recall_by_kind == {"light_edit": 0.0, "word_swap": 1.0}
+    assert result.false_positives_by_kind == {"same_topic_different": 0}
+    with pytest.raises(ValueError, match="both duplicate and different"):
+        calibrate(labelled[:4], similarities[:4])

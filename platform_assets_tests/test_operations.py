@@ -40,12 +40,14 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert "Runs: 9 of 9 succeeded (SUCCESS)" in out
+    assert "Runs: 13 of 13 succeeded (SUCCESS)" in out
     for key in (
         "raw/reviews",
         "cleaned/reviews",
         "quarantine/reviews",
         "embedded/reviews",
+        "curated/reviews",
+        "quarantine/reviews_curation",
         "raw/user_events",
         "features/user_stats",
         "features/online_user_stats",
@@ -64,13 +66,24 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
     try:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs()
-            assert len(runs) == 9
+            assert len(runs) == 13
             assert {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
             # The partitioned runs are the ones the domains' sensors requested: the three sample deliveries
-            # (landing files), three days and one dataset.
+            # (landing files; twice: curation runs after the calibration, an unpartitioned asset), three days
+            # and one dataset.
             partitions = sorted(run.tags.get("dagster/partition", "") for run in runs)
             assert partitions == sorted(
-                ["", "", *DELIVERIES, "2026-01-01", "2026-01-02", "2026-01-03", "sample_orders"]
+                [
+                    "",
+                    "",
+                    "",
+                    *DELIVERIES,
+                    *DELIVERIES,
+                    "2026-01-01",
+                    "2026-01-02",
+                    "2026-01-03",
+                    "sample_orders",
+                ]
             )
             assert all(MAIN_RUN_KEY_TAG in run.tags for run in runs if run.tags.get("dagster/partition"))
 
@@ -83,7 +96,14 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
                 "quarantine_expectations",
                 "embedded_expectations",
                 "embedded_matches_cleaned",
+                "embedding_drift",
+                "curated_contract",
+                "curation_accounting",
+                "pii_masked",
+                "curation_quarantine_expectations",
+                "duplicate_pairs_expectations",
             }
+            checks_by_delivery: dict[str, dict[str, bool]] = {delivery: {} for delivery in DELIVERIES}
             for run in runs:
                 if run.tags.get("dagster/partition") not in DELIVERIES:
                     continue
@@ -93,12 +113,12 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
                         run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
                     )
                 ]
-                delivery_checks = {e.check_name: e.passed for e in evaluations}
-                assert reviews_checks <= set(delivery_checks), (
-                    run.tags["dagster/partition"],
-                    delivery_checks,
+                checks_by_delivery[run.tags["dagster/partition"]].update(
+                    {e.check_name: e.passed for e in evaluations}
                 )
-                assert all(delivery_checks.values()), (run.tags["dagster/partition"], delivery_checks)
+            for delivery, delivery_checks in checks_by_delivery.items():
+                assert reviews_checks <= set(delivery_checks), (delivery, delivery_checks)
+                assert all(delivery_checks.values()), (delivery, delivery_checks)
 
             # The 6-hourly quality job re-evaluates the unpartitioned assets' checks on what make run left,
             # recomputing nothing (the reviews checks run per delivery, in the runs above).
@@ -125,7 +145,11 @@ def test_platform_run_materializes_everything_and_prints_a_summary(tmp_path: Pat
             ]
             assert result.get_asset_materialization_events() == []
             evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-            assert {"training_set_contract", "feast_registry_matches_code"} <= set(evaluations)
+            assert {
+                "training_set_contract",
+                "feast_registry_matches_code",
+                "calibration_meets_target",
+            } <= set(evaluations)
             assert not reviews_checks & set(evaluations)
             assert all(evaluations.values()), evaluations
             assert {key: instance.get_latest_materialization_event(key).run_id for key in keys} == before

@@ -63,6 +63,9 @@ def run_reviews(
         "cleaned/reviews",
         "quarantine/reviews",
         "embedded/reviews",
+        "curated/reviews",
+        "quarantine/reviews_curation",
+        "curated/reviews_duplicate_pairs",
     }
     assert job.partitions_def == review_deliveries
     return materialize_deliveries(
@@ -137,6 +140,12 @@ def test_row_accounting_and_checks(first_run: FirstRun) -> None:
             "quarantine_expectations": True,
             "embedded_expectations": True,
             "embedded_matches_cleaned": True,
+            "embedding_drift": True,
+            "curated_contract": True,
+            "curation_accounting": True,
+            "pii_masked": True,
+            "curation_quarantine_expectations": True,
+            "duplicate_pairs_expectations": True,
         }, delivery
         assert metadata(result, "cleaned/reviews")["quality/score"] == 1.0
         assert 0 < metadata(result, "raw/reviews")["quality/score"] <= 1.0

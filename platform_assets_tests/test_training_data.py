@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from platform_assets.cli import main as platform_cli
 from platform_assets.definitions import defs
-from platform_assets.defs.reviews.contract import LANCEDB_TABLE
+from platform_assets.defs.reviews.contract import CURATED_LANCEDB_TABLE as LANCEDB_TABLE
 from platform_assets.defs.reviews.sample_data import write_sample_reviews
 from platform_assets.defs.training.assets import PUBLISHED_REVIEWS_CORPUS
 from platform_assets.defs.training.contract import REVIEWS_CORPUS, REVIEWS_CORPUS_COLUMNS
@@ -102,9 +102,10 @@ def test_each_publication_is_a_registered_version_with_a_manifest(versions: Vers
     lance = open_table(connect_lancedb(), LANCEDB_TABLE)
     (lance_version,) = manifest["inputs"]["lancedb"].values()
     assert manifest["build"]["version"] == lance_version < lance.version
-    assert list(manifest["inputs"]["lake"]) == ["cleaned.reviews"]
+    assert list(manifest["inputs"]["lake"]) == ["curated.reviews"]
     assert manifest["code"]["package"] == "platform_assets" and manifest["code"]["version"]
     assert manifest["quality"]["checks"]["embedded_expectations"]["status"] == "PASSED"
+    assert manifest["quality"]["checks"]["curation_accounting"]["status"] == "PASSED"
     metrics = manifest["metrics"]
     assert metrics["rows"] == v1.row_count
     assert metrics["label"] == "rating"

@@ -378,6 +378,32 @@ class PlatformSettings:
         """PLATFORM_SNAPSHOT_RETENTION_DAYS: lake maintenance expires untagged snapshots older than this (7)."""
         return _env_number("PLATFORM_SNAPSHOT_RETENTION_DAYS", float, 7, 0)
 
+    @property
+    def curation_pii_policy(self) -> str:
+        """PLATFORM_CURATION_PII_POLICY: what curated/reviews does with personal data in a text: mask (default),
+        drop (quarantine the row) or keep."""
+        value = (_env("PLATFORM_CURATION_PII_POLICY") or "mask").strip().lower()
+        if value not in ("mask", "drop", "keep"):
+            raise ValueError(f"PLATFORM_CURATION_PII_POLICY={value!r} is not one of mask, drop, keep")
+        return value
+
+    @property
+    def curation_duplicate_threshold(self) -> float | None:
+        """PLATFORM_CURATION_DUPLICATE_THRESHOLD: a fixed near-duplicate similarity threshold, overriding the
+        calibrated one (unset: the latest calibration's)."""
+        if _env("PLATFORM_CURATION_DUPLICATE_THRESHOLD") is None:
+            return None
+        value = _env_number("PLATFORM_CURATION_DUPLICATE_THRESHOLD", float, 1.0, 0.0)
+        if value > 1.0:
+            raise ValueError(f"PLATFORM_CURATION_DUPLICATE_THRESHOLD={value!r} must be at most 1")
+        return value
+
+    @property
+    def curation_drift_blocking(self) -> bool:
+        """PLATFORM_CURATION_DRIFT_BLOCKING: a drifted delivery fails its embedding drift check as an error and
+        stops its curation (default false: a warning)."""
+        return _env_bool("PLATFORM_CURATION_DRIFT_BLOCKING", False)
+
     def storage_options_for(self, uri: str) -> dict:
         """fsspec options for a URI: S3 credentials for s3://, nothing for local paths."""
         return self.s3.fsspec_options() if uri.startswith(("s3://", "s3a://")) else {}

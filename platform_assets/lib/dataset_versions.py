@@ -196,6 +196,10 @@ def check_results(instance: Any, asset_key: Any) -> dict[str, dict[str, Any]]:
         if evaluation is None:
             results[check_key.name] = {"status": "NOT_RUN"}
             continue
+        if not hasattr(evaluation, "passed"):
+            # Planned but never evaluated: its run failed or was stopped before (a blocking check upstream).
+            results[check_key.name] = {"status": "NOT_EVALUATED", "run_id": record.run_id}
+            continue
         results[check_key.name] = {
             "status": "PASSED" if evaluation.passed else "FAILED",
             "severity": evaluation.severity.value,

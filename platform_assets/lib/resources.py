@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from platform_assets.lib.config import PlatformSettings, get_settings, redact_url
+from platform_assets.lib.curation.policy import CurationPolicy
 from platform_assets.lib.embedding import TextEmbedder
 from platform_assets.lib.lake import LakeIOManager
 from platform_assets.lib.ray_resource import LOCAL, RayResource
@@ -32,4 +33,9 @@ def shared_resources(settings: PlatformSettings | None = None) -> dict[str, Any]
         "lancedb": LanceDBResource(uri=settings.lancedb_uri),
         "ray": ray,
         "embedder": TextEmbedder(ray=ray, backend=settings.embed_backend),
+        "curation": CurationPolicy(
+            pii_policy=settings.curation_pii_policy,  # type: ignore[arg-type]
+            duplicate_threshold=settings.curation_duplicate_threshold,
+            drift_blocking=settings.curation_drift_blocking,
+        ),
     }

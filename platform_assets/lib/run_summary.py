@@ -47,7 +47,14 @@ class RunSummary:
                 self.rows[key] += int(metadata["dagster/row_count"])
             if "reasons" in metadata:
                 self.quarantine_reasons.setdefault(key, Counter()).update(dict(metadata["reasons"]))
-            for note in ("embedded_rows", "embedding_backend", "users", "entity_rows", "online_store"):
+            for note in (
+                "embedded_rows",
+                "embedding_backend",
+                "users",
+                "entity_rows",
+                "online_store",
+                "near_duplicate_threshold",
+            ):
                 if note in metadata:
                     value, name = metadata[note], f"{key} {note}"
                     # A count over partitions (each delivery's embedded rows) adds up; a setting is the last seen.

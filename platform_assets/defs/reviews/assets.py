@@ -6,14 +6,24 @@ shown in the UI and the quality scores below are derived from it.
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
 from platform_assets.defs.lake_sync.assets import LAKE_SYNC
+from platform_assets.defs.reviews.calibration import (
+    CALIBRATION,
+    UNCALIBRATED,
+    calibrate_threshold,
+    duplicate_threshold,
+)
 from platform_assets.defs.reviews.cleaning_run import clean_delivery_into_lake
 from platform_assets.defs.reviews.contract import (
     CLEANED_REVIEWS,
+    CURATED_LANCEDB_TABLE,
+    CURATED_REVIEWS,
+    CURATION_QUARANTINE,
+    DUPLICATE_PAIRS,
     EMBEDDED_REVIEWS,
     LANCEDB_TABLE,
     QUARANTINED_REVIEWS,
@@ -22,8 +32,9 @@ from platform_assets.defs.reviews.contract import (
 from platform_assets.defs.reviews.embedding import SCALAR_INDEXES, embed_delivery
 from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deliveries
 from platform_assets.lib.config import get_settings
+from platform_assets.lib.curation.policy import CurationPolicy
 from platform_assets.lib.embedding import EMBEDDING_DIM, MODEL_NAME, TextEmbedder
-from platform_assets.lib.lake import PARTITION_COLUMN_METADATA, TableWriter
+from platform_assets.lib.lake import PARTITION_COLUMN_METADATA, LakeIOManager, TableWriter
 from platform_assets.lib.landing import LandingFileError, iter_landing_file, report_metadata
 from platform_assets.lib.memory import release_free_memory
 from platform_assets.lib.quality import (
@@ -36,21 +47,25 @@ from platform_assets.lib.ray_jobs import pipes_metadata, run_ray_job, runs_as_ra
 from platform_assets.lib.vector_store import LanceDBIOManager
 from platform_assets.ops.k8s_config import embedding_op_tags
 
-if TYPE_CHECKING:
-    pass
-
 GROUP = "reviews"
+# The calibration runs on its own (curation_calibration_job), not once per delivery.
+CALIBRATION_GROUP = "curation"
 FRESHNESS_LIMIT = timedelta(hours=2)
 RAW = RAW_REVIEWS.asset_key
 CLEANED = CLEANED_REVIEWS.asset_key
 QUARANTINE = QUARANTINED_REVIEWS.asset_key
 EMBEDDED = EMBEDDED_REVIEWS.asset_key
+CURATED = CURATED_REVIEWS.asset_key
+CURATION_QUARANTINE_KEY = CURATION_QUARANTINE.asset_key
+DUPLICATE_PAIRS_KEY = DUPLICATE_PAIRS.asset_key
 # The landing reader's column types (the tests and benchmarks read landing files with it too).
 REVIEW_SCHEMA = RAW_REVIEWS.reader_schema()
 # The concurrency pool of the cleaning step and its limit: one delivery's cleaning at a time (set on the
 # instance by the landing sensor and `materialize_deliveries`, lib.instance.ensure_pool_limits).
 CLEANING_POOL = "reviews_cleaning"
-POOL_LIMITS = {CLEANING_POOL: 1}
+# Curation likewise compares a delivery with what the other deliveries kept: one at a time.
+CURATION_POOL = "reviews_curation"
+POOL_LIMITS = {CLEANING_POOL: 1, CURATION_POOL: 1}
 
 # Structure only (columns, dtypes, lineage never null): the value rules are the suites' asset checks.
 RawReviewsType = pandera_dagster_type(
@@ -284,3 +299,132 @@ def _clean_as_ray_job(context: dg.AssetExecutionContext) -> Iterator[dg.Output]:
         )
     for key, name in outputs.items():
         yield dg.Output(None, output_name=name, metadata=dict(reported[key].metadata or {}))
+
+
+@dg.asset(
+    key=CALIBRATION,
+    group_name=CALIBRATION_GROUP,
+    # The stored reviews' nearest-neighbour similarities are shown beside the labelled pairs.
+    deps=[EMBEDDED],
+    kinds={"numpy", "lancedb"},
+    owners=["team:data-platform"],
+    description="The near-duplicate threshold of curated/reviews, calibrated with the current embedding model on "
+    "generated labelled pairs (light edits, re-punctuation, word swaps and paraphrases of the review sentences as "
+    "duplicates; different reviews of one topic as non-duplicates): the lowest threshold with no different pair "
+    "above it, a margin clear of them. Metadata: threshold, precision and recall (per kind), and a histogram of "
+    "the pairs' and the stored reviews' nearest-neighbour similarities. Materialize it when the model or the "
+    "data changes (curation_calibration_job); curation uses the latest for the current model.",
+)
+def reviews_near_duplicate_calibration(
+    context: dg.AssetExecutionContext,
+    embedder: TextEmbedder,
+    curation: CurationPolicy,
+    lancedb_io_manager: dg.ResourceParam[LanceDBIOManager],
+) -> dg.MaterializeResult:
+    """Choose and record the near-duplicate threshold for the current embedding model."""
+    result, metadata = calibrate_threshold(embedder, curation, lancedb_io_manager.resolved_uri())
+    context.log.info(
+        f"near-duplicate threshold {result.threshold}: precision {result.precision}, recall {result.recall} "
+        f"on {sum(result.pairs_by_kind.values())} labelled pairs"
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.multi_asset(
+    outs={
+        "curated": dg.AssetOut(
+            key=CURATED,
+            io_manager_key="lake_io_manager",
+            kinds={"lancedb", "iceberg"},
+            metadata={
+                **CURATED_REVIEWS.definition_metadata(),
+                **PARTITIONED_BY_DELIVERY,
+                "lancedb/table": CURATED_LANCEDB_TABLE,
+            },
+            description="Embedded reviews fit for training: near-duplicates (the first delivered kept) and "
+            "kNN-distance outliers removed, personal data masked in the text (PLATFORM_CURATION_PII_POLICY). "
+            f"Lake table without vectors; the kept rows with their vectors are the LanceDB table "
+            f"'{CURATED_LANCEDB_TABLE}'.",
+        ),
+        "quarantine": dg.AssetOut(
+            key=CURATION_QUARANTINE_KEY,
+            io_manager_key="lake_io_manager",
+            kinds={"iceberg"},
+            metadata={**CURATION_QUARANTINE.definition_metadata(), **PARTITIONED_BY_DELIVERY},
+            description="Every review curation removed, with reject_reason (near_duplicate, outlier, pii), "
+            "reject_detail, and for a near-duplicate the kept review (duplicate_of) and the similarity; the text "
+            "masked as in curated/reviews.",
+        ),
+        "pairs": dg.AssetOut(
+            key=DUPLICATE_PAIRS_KEY,
+            io_manager_key="lake_io_manager",
+            kinds={"iceberg"},
+            metadata={**DUPLICATE_PAIRS.definition_metadata(), **PARTITIONED_BY_DELIVERY},
+            description="The near-duplicate decisions, one row per removed review: the kept review, the "
+            "similarity, the component (the kept review's id), where the twin was found, the threshold and the "
+            "run. Review them here, or query them with platform_assets.lake.read_table.",
+        ),
+    },
+    # The rows and vectors are read from LanceDB where embedded/reviews wrote them.
+    deps=[EMBEDDED, CALIBRATION],
+    partitions_def=review_deliveries,
+    group_name=GROUP,
+    pool=CURATION_POOL,
+)
+def curated_reviews(
+    context: dg.AssetExecutionContext,
+    curation: CurationPolicy,
+    lake_io_manager: dg.ResourceParam[LakeIOManager],
+    lancedb_io_manager: dg.ResourceParam[LanceDBIOManager],
+) -> Iterator[dg.Output]:
+    """Curate the delivery: remove near-duplicates and outliers, handle personal data by the policy; every
+    embedded row lands in curated or the curation quarantine."""
+    from platform_assets.defs.reviews.curation import CurationError, curate_delivery_into_lake
+    from platform_assets.defs.reviews.deliveries import deliveries_after
+
+    threshold, source = duplicate_threshold(context.instance, curation)
+    if source == UNCALIBRATED:
+        context.log.warning(
+            f"no calibration of the near-duplicate threshold for this model yet: using {threshold}; "
+            f"materialize {CALIBRATION.to_user_string()}"
+        )
+    try:
+        run = curate_delivery_into_lake(
+            lake_io_manager,
+            context.partition_key,
+            curation,
+            threshold=threshold,
+            threshold_source=source,
+            run_id=context.run_id,
+            lancedb_uri=lancedb_io_manager.resolved_uri(),
+            index_min_rows=lancedb_io_manager.index_min_rows,
+            later=deliveries_after(context.instance, context.partition_key),
+            log=context.log.info,
+        )
+    except CurationError as err:
+        raise dg.Failure(description=str(err)) from err
+    common = {"delivery_embedded_rows": run.embedded_rows}
+    yield dg.Output(
+        run.curated,
+        output_name="curated",
+        metadata={
+            **common,
+            "near_duplicate_threshold": run.threshold,
+            "threshold_source": run.threshold_source,
+            "outlier_threshold": run.outlier_threshold,
+            "pii_policy": curation.pii_policy,
+            "pii_found": dg.MetadataValue.json(dict(sorted(run.pii_counts.items()))),
+            "lancedb/table": CURATED_LANCEDB_TABLE,
+            "lancedb/version": run.lancedb_version,
+            "lancedb/rows_written": run.lancedb_rows_written,
+            "seconds": round(run.seconds, 3),
+        },
+    )
+    yield dg.Output(
+        run.quarantine,
+        output_name="quarantine",
+        metadata={**common, "reasons": dg.MetadataValue.json(dict(run.reasons.most_common()))},
+    )
+    yield dg.Output(
+        run.pairs, output_name="pairs", metadata={**common, "near_duplicate_threshold": run.threshold}
+    )

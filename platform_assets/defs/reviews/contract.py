@@ -178,3 +178,95 @@ EMBEDDED_REVIEWS = DatasetContract(
     # contract checked the text, embedded_matches_cleaned checks the vectors.
     checked_columns=("review_id", "text_hash", "rating"),
 )
+
+# Curation (defs/reviews/curation.py): the embedded reviews minus near-duplicates and outliers, personal data
+# masked. The kept rows' vectors stay in LanceDB (CURATED_LANCEDB_TABLE); the lake tables hold no vectors.
+CURATED_LANCEDB_TABLE = "curated_reviews"
+# Reasons in the order curation applies them; the first that matches is the row's reason.
+CURATION_REJECT_REASONS = ("near_duplicate", "outlier", "pii")
+OUTLIER_SCORE = Column(
+    "outlier_score",
+    "float",
+    "Mean cosine distance to the review's nearest distinct reviews (near-duplicates left out); high means atypical.",
+)
+PII_FOUND = Column(
+    "pii_found",
+    "string",
+    "The kinds of personal data found in the text (email, phone, card, ip; comma-separated), masked in the text "
+    "unless the policy keeps them; empty when none.",
+    nullable=False,
+)
+CURATED_REVIEWS = DatasetContract(
+    name="curated/reviews",
+    columns=(
+        *CLEANED_COLUMNS,
+        *SOURCE,
+        Column(OUTLIER_SCORE.name, OUTLIER_SCORE.type, OUTLIER_SCORE.description, nullable=False),
+        PII_FOUND,
+        Column(
+            EMBEDDING_SPACE_COLUMN,
+            "string",
+            "The vector space (model and backend) of the review's vector in the curated vector table.",
+            nullable=False,
+        ),
+    ),
+    key="review_id",
+    check="curated_contract",
+    check_description="What training sets rely on: unique review_ids, valid ratings, text present.",
+    rules=(q.between("rating", *RATING_RANGE), q.length_between("text", 1, MAX_TEXT_CHARS)),
+)
+
+CURATION_QUARANTINE = DatasetContract(
+    name="quarantine/reviews_curation",
+    columns=(
+        *CLEANED_COLUMNS,
+        *SOURCE,
+        Column(
+            "reject_reason",
+            "string",
+            f"Why curation removed the row: {', '.join(CURATION_REJECT_REASONS)} (the first that applies).",
+            nullable=False,
+        ),
+        Column("reject_detail", "string", "What exactly was found, for a person.", nullable=False),
+        Column(
+            "duplicate_of",
+            "string",
+            "For a near-duplicate: the kept review_id it duplicates (null otherwise).",
+        ),
+        Column("similarity", "float", "For a near-duplicate: cosine similarity to the kept review."),
+        OUTLIER_SCORE,
+        PII_FOUND,
+    ),
+    check="curation_quarantine_expectations",
+    check_description="Every row curation removed says why, with a known reason; near-duplicates name their twin.",
+    rules=(q.in_set("reject_reason", CURATION_REJECT_REASONS),),
+)
+
+DUPLICATE_PAIRS = DatasetContract(
+    name="curated/reviews_duplicate_pairs",
+    columns=(
+        Column("review_id", "string", "The review removed as a near-duplicate.", nullable=False),
+        Column("duplicate_of", "string", "The kept review (the first delivered).", nullable=False),
+        Column("similarity", "float", "Cosine similarity of the two reviews' vectors.", nullable=False),
+        Column(
+            "component_id",
+            "string",
+            "The group of reviews that duplicate one kept review: its review_id (every pair points at a kept "
+            "review, never at another duplicate).",
+            nullable=False,
+        ),
+        Column(
+            "match",
+            "string",
+            "Where the kept review is: same_delivery, or earlier_delivery (found through the ANN index).",
+            nullable=False,
+        ),
+        Column("threshold", "float", "The similarity threshold the decision used.", nullable=False),
+        Column("dagster_run_id", "string", "The run that made the decision.", nullable=False),
+        SOURCE[0],
+    ),
+    key="review_id",
+    check="duplicate_pairs_expectations",
+    check_description="One decision per removed review, at or above its threshold, never pointing at itself.",
+    rules=(q.in_set("match", ("same_delivery", "earlier_delivery")), q.between("similarity", -1.0, 1.0001)),
+)

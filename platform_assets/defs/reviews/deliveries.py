@@ -62,3 +62,10 @@ def materialize_deliveries(
             raise_on_error=raise_on_error,
         )
     return results
+
+
+def deliveries_after(instance: dg.DagsterInstance, delivery: str) -> list[str]:
+    """The deliveries added as partitions after `delivery` (the instance keeps them in the order they were added):
+    what curation and the drift check leave out, so a re-run of a delivery judges it as it was first judged."""
+    keys = list(instance.get_dynamic_partitions(review_deliveries.name))
+    return keys[keys.index(delivery) + 1 :] if delivery in keys else []

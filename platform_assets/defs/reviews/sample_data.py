@@ -4,6 +4,8 @@ The same (rows, seed) always writes byte-identical files, so `make run` is repea
 known cases. Dirt: null, empty and whitespace-only text, HTML tags and entities, emoji and control characters,
 runs of whitespace, too-short text, ratings out of range, a wrong type in the rating column, exact
 re-deliveries of a review (duplicate review_id), and the same user posting the same text twice on a product.
+For curation: personal data in some texts (e-mail addresses, phone numbers, card numbers, IP addresses) and a
+few texts that are no review at all (keyboard mashing, another language, a spam template).
 """
 
 from __future__ import annotations
@@ -99,6 +101,22 @@ CLOSERS = [
 EMOJI = ["😀", "👍", "🔥", "😡", "💯", "🙄"]
 HTML_WRAPPERS = ["<p>{}</p>", "<b>{}</b><br/>", "<div class='review'>{} &amp; more</div>", "{}<br><br>"]
 
+# Appended to about 1 % of the texts: what curation must mask.
+PERSONAL_DATA = [
+    " Questions? Mail me at jane.doe42@example.com.",
+    " Call me on +1 415-555-0134 if you want details.",
+    " Refund went to my card 4111 1111 1111 1111.",
+    " Logged in from 192.168.20.14 to write this.",
+    " Reach me: mark.s@mailbox.org or +44 20 7946 0958.",
+]
+# About 0.5 % of the texts: not reviews of the product at all.
+NOT_REVIEWS = [
+    "asdkjh qwpeoiru zxmcnv lkjasdf poiuqwer mnbvcxz",
+    "Der Akku hält kaum zwei Stunden, ich bin sehr enttäuscht von diesem Gerät.",
+    "WIN A FREE IPHONE!!! Click the link in my profile to claim your prize now!!!",
+    "La batería dura muy poco y el envío llegó tarde, no lo recomiendo.",
+]
+
 REVIEW_COLUMNS = ["review_id", "product_id", "user_id", "rating", "text", "created_at", "channel"]
 
 
@@ -151,6 +169,16 @@ def generate_reviews(rows: int, seed: int = 42) -> pd.DataFrame:
                 "channel": rng.choice(["web", "app", "store"]),
             }
         )
+    # A generator of its own, so the planted rows do not change the rest of the sample.
+    planted = random.Random(seed + 1)
+    for record in records:
+        if not isinstance(record["text"], str) or len(record["text"].strip()) <= 20:
+            continue
+        draw = planted.random()
+        if draw < 0.01:
+            record["text"] += planted.choice(PERSONAL_DATA)
+        elif draw < 0.015:
+            record["text"] = planted.choice(NOT_REVIEWS)
     # Exact re-deliveries: the same review arrives again (duplicate review_id).
     for original in rng.sample(records, k=max(1, rows // 100)):
         records.append(dict(original))

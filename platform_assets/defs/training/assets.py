@@ -12,9 +12,8 @@ import dagster as dg
 
 from platform_assets.defs.features.assets import TRAINING_SET
 from platform_assets.defs.registrations.resources import MetadataCenterResource
-from platform_assets.defs.reviews.assets import CLEANED as CLEANED_REVIEWS
-from platform_assets.defs.reviews.assets import EMBEDDED
-from platform_assets.defs.reviews.contract import LANCEDB_TABLE
+from platform_assets.defs.reviews.assets import CURATED, EMBEDDED
+from platform_assets.defs.reviews.contract import CURATED_LANCEDB_TABLE
 from platform_assets.defs.training.contract import (
     PURCHASE_TRAINING_SET,
     REVIEWS_CORPUS,
@@ -31,39 +30,53 @@ PUBLISHED_TRAINING_SET = dg.AssetKey(["published", PURCHASE_TRAINING_SET.dataset
 @dg.asset(
     key=PUBLISHED_REVIEWS_CORPUS,
     group_name=GROUP,
-    deps=[EMBEDDED],
+    deps=[CURATED],
     kinds={"parquet", "lancedb"},
     description=f"{REVIEWS_CORPUS.description} Published as version N of '{REVIEWS_CORPUS.dataset_id}' at "
-    "<lake>/published/reviews_corpus/v<N>/ with its manifest (LanceDB version, cleaned snapshot, code, quality, "
+    "<lake>/published/reviews_corpus/v<N>/ with its manifest (LanceDB version, curated snapshot, code, quality, "
     "metrics); the Lance version and the snapshot are tagged so they are never cleaned up. Load it with "
     "`Dataset.get('reviews_corpus', version=N).to_torch()`.",
 )
 def published_reviews_corpus(
     context: dg.AssetExecutionContext, metadata_center: MetadataCenterResource
 ) -> dg.MaterializeResult:
-    """Publish the vector table as it is now (one Lance version) as the corpus's next version."""
+    """Publish the curated vector table as it is now (one Lance version) as the corpus's next version.
+
+    Refused while a blocking check of curated/reviews or embedded/reviews (drift with
+    PLATFORM_CURATION_DRIFT_BLOCKING, accounting, personal data left in the text) last failed as an error."""
     from platform_assets.lib.dataset_versions import LANCEDB_TABLE as LANCEDB_BUILD
     from platform_assets.lib.dataset_versions import check_results
     from platform_assets.lib.lake import current_snapshot_id, open_catalog, table_name
     from platform_assets.lib.vector_store import connect_lancedb, open_table
 
-    table = open_table(connect_lancedb(), LANCEDB_TABLE)
+    table = open_table(connect_lancedb(), CURATED_LANCEDB_TABLE)
     if table is None:
         raise dg.Failure(
-            description=f"no LanceDB table '{LANCEDB_TABLE}': materialize {EMBEDDED.to_user_string()} first"
+            description=f"no LanceDB table '{CURATED_LANCEDB_TABLE}': materialize {CURATED.to_user_string()} first"
+        )
+    checks = {**check_results(context.instance, EMBEDDED), **check_results(context.instance, CURATED)}
+    failed = sorted(
+        name
+        for name, result in checks.items()
+        if result.get("status") == "FAILED" and result.get("severity") == "ERROR"
+    )
+    if failed:
+        raise dg.Failure(
+            description=f"not published: the latest evaluation of {', '.join(failed)} failed as an error "
+            f"(see the checks of {CURATED.to_user_string()} and {EMBEDDED.to_user_string()})"
         )
     lance_version = table.version
-    cleaned_snapshot = current_snapshot_id(open_catalog(), CLEANED_REVIEWS)
-    inputs: dict[str, Any] = {"lancedb": {LANCEDB_TABLE: lance_version}}
-    if cleaned_snapshot is not None:
-        inputs["lake"] = {table_name(CLEANED_REVIEWS): str(cleaned_snapshot)}
+    curated_snapshot = current_snapshot_id(open_catalog(), CURATED)
+    inputs: dict[str, Any] = {"lancedb": {CURATED_LANCEDB_TABLE: lance_version}}
+    if curated_snapshot is not None:
+        inputs["lake"] = {table_name(CURATED): str(curated_snapshot)}
     build = {
         "kind": LANCEDB_BUILD,
-        "table": LANCEDB_TABLE,
+        "table": CURATED_LANCEDB_TABLE,
         "version": lance_version,
         "columns": list(REVIEWS_CORPUS_COLUMNS),
     }
-    quality = {"checks": check_results(context.instance, EMBEDDED)}
+    quality = {"checks": checks}
     return _publish(context, metadata_center, REVIEWS_CORPUS, build, inputs, quality, feast=None)
 
 

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from platform_assets.defs.features.assets import TRAINING_SET
-from platform_assets.defs.reviews.contract import CLEANED_COLUMNS, LANCEDB_TABLE
+from platform_assets.defs.reviews.contract import CLEANED_COLUMNS, CURATED_LANCEDB_TABLE
 from platform_assets.lib.embedding import EMBEDDING_SPACE_COLUMN
 from platform_assets.lib.vector_store import VECTOR_COLUMN
 
@@ -22,11 +22,12 @@ class TrainingDataset:
 REVIEWS_CORPUS = TrainingDataset(
     dataset_id="reviews_corpus",
     name="Reviews corpus with embeddings",
-    description=f"Every cleaned review with its {VECTOR_COLUMN} (LanceDB table '{LANCEDB_TABLE}' at one version).",
+    description=f"Every curated review (near-duplicates and outliers removed, personal data masked) with its "
+    f"{VECTOR_COLUMN} (LanceDB table '{CURATED_LANCEDB_TABLE}' at one version).",
     tags=("training-ready", "reviews", "embeddings"),
     label="rating",
 )
-# The corpus's columns: the cleaned review, the vector space it was embedded in, and the vector.
+# The corpus's columns: the curated review (its text masked), the vector space it was embedded in, and the vector.
 REVIEWS_CORPUS_COLUMNS = (*(c.name for c in CLEANED_COLUMNS), EMBEDDING_SPACE_COLUMN, VECTOR_COLUMN)
 
 PURCHASE_TRAINING_SET = TrainingDataset(
