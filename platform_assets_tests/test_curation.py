@@ -175,6 +175,7 @@ def test_the_threshold_is_calibrated_and_recorded_with_a_plot(curated: Curated) 
         and "data:image/png;base64," in recorded["similarity_histogram"]
     )
     assert recorded["stored_rows_sampled"] > 0
+    assert recorded["vector_table_rows"] >= recorded["stored_rows_sampled"]
     assert checks(result)["calibration_meets_target"].passed
     used = metadata(curated.results[CRAFTED], "curated/reviews")
     assert used["near_duplicate_threshold"] == recorded["threshold"]
@@ -338,3 +339,33 @@ def test_the_drop_policy_quarantines_personal_data_masked(curated: Curated) -> N
     # Back to the default policy: the review is curated again, masked.
     again = run(curated.instance, [CRAFTED])[CRAFTED]
     assert again.success and "P1" in set(lake("curated/reviews").column("review_id").to_pylist())
+
+
+def test_the_calibration_sensor_asks_for_one_when_the_model_or_the_data_changed() -> None:
+    from platform_assets.defs.reviews.assets import EMBEDDED
+    from platform_assets.defs.reviews.sensors import curation_calibration_sensor
+
+    instance = dg.DagsterInstance.ephemeral()
+
+    def evaluate() -> dg.RunRequest | dg.SkipReason:
+        return curation_calibration_sensor(dg.build_sensor_context(instance=instance))
+
+    def report(key: dg.AssetKey, **metadata: object) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key, metadata=metadata))
+
+    assert isinstance(evaluate(), dg.SkipReason)  # nothing embedded yet
+    report(EMBEDDED, embedding_space="minilm-l6-v2/fp32", **{"lancedb/table_rows": 100})
+    first = evaluate()
+    assert isinstance(first, dg.RunRequest) and first.run_key == "minilm-l6-v2/fp32:100"
+    assert first.tags["curation/calibration_reason"] == "never calibrated"
+    report(CALIBRATION, embedding_space="minilm-l6-v2/fp32", vector_table_rows=100, threshold=0.79)
+    assert isinstance(evaluate(), dg.SkipReason)
+    report(EMBEDDED, embedding_space="minilm-l6-v2/fp32", **{"lancedb/table_rows": 150})
+    assert isinstance(evaluate(), dg.SkipReason)  # grown, but not twice over
+    report(EMBEDDED, embedding_space="minilm-l6-v2/fp32", **{"lancedb/table_rows": 200})
+    grown = evaluate()
+    assert isinstance(grown, dg.RunRequest) and "200 rows" in grown.tags["curation/calibration_reason"]
+    report(CALIBRATION, embedding_space="minilm-l6-v2/fp32", vector_table_rows=200, threshold=0.79)
+    report(EMBEDDED, embedding_space="minilm-l6-v2/onnx-int8", **{"lancedb/table_rows": 200})
+    other = evaluate()
+    assert isinstance(other, dg.RunRequest) and "onnx-int8" in other.tags["curation/calibration_reason"]

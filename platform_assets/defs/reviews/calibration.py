@@ -52,7 +52,7 @@ def calibrate_threshold(
         pairs, similarities, target_precision=policy.target_precision, margin=policy.calibration_margin
     )
     labels = np.array([pair.duplicate for pair in pairs])
-    stored = stored_neighbour_similarities(lancedb_uri)
+    stored, table_rows = stored_neighbour_similarities(lancedb_uri)
     plot = similarity_histogram(
         {
             "labelled duplicates": similarities[labels],
@@ -70,6 +70,8 @@ def calibrate_threshold(
         "labelled_pairs": len(pairs),
         "similarity_histogram": dg.MetadataValue.md(plot),
         "stored_rows_sampled": len(stored),
+        # What the calibration sensor compares with the vector table's rows now.
+        "vector_table_rows": table_rows,
         "stored_share_at_or_above_threshold": round(float((stored >= result.threshold).mean()), 4)
         if len(stored)
         else 0.0,
@@ -84,14 +86,16 @@ def calibrate_threshold(
     return result, metadata
 
 
-def stored_neighbour_similarities(lancedb_uri: str, sample: int = NEIGHBOUR_SAMPLE) -> np.ndarray:
-    """The cosine similarity of each of up to `sample` stored reviews to its nearest other review (ANN)."""
+def stored_neighbour_similarities(lancedb_uri: str, sample: int = NEIGHBOUR_SAMPLE) -> tuple[np.ndarray, int]:
+    """The cosine similarity of each of up to `sample` stored reviews to its nearest other review (ANN), and the
+    vector table's rows."""
     from platform_assets.lib.curation.near_duplicates import search_neighbours
     from platform_assets.lib.vector_store import connect_lancedb, open_table
 
     table = open_table(connect_lancedb(lancedb_uri), LANCEDB_TABLE)
-    if table is None or table.count_rows() < 2:
-        return np.zeros(0)
+    rows_now = table.count_rows() if table is not None else 0
+    if table is None or rows_now < 2:
+        return np.zeros(0), rows_now
     rows = table.search().select(["review_id", VECTOR_COLUMN]).limit(sample).to_arrow()
     ids = rows.column("review_id").to_pylist()
     vectors = np.stack(rows.column(VECTOR_COLUMN).to_numpy(zero_copy_only=False)).astype(np.float32)
@@ -99,7 +103,7 @@ def stored_neighbour_similarities(lancedb_uri: str, sample: int = NEIGHBOUR_SAMP
     for row, other, distance in search_neighbours(table, vectors, key="review_id", limit=2):
         if other != ids[row]:
             best[row] = max(best[row], 1.0 - distance)
-    return best[best > -1.0]
+    return best[best > -1.0], rows_now
 
 
 def duplicate_threshold(instance: dg.DagsterInstance, policy: CurationPolicy) -> tuple[float, str]:

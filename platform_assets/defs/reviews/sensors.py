@@ -1,4 +1,5 @@
-"""Sensors of the reviews domain: a run per delivery (landing file) that is new or whose content changed."""
+"""Sensors of the reviews domain: a run per delivery (landing file) that is new or whose content changed, and a
+re-calibration of the near-duplicate threshold when the model or the data changed."""
 
 import hashlib
 import json
@@ -6,8 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.defs.reviews.assets import POOL_LIMITS
-from platform_assets.defs.reviews.jobs import reviews_job
+from platform_assets.defs.reviews.assets import EMBEDDED, POOL_LIMITS
+from platform_assets.defs.reviews.calibration import CALIBRATION
+from platform_assets.defs.reviews.jobs import curation_calibration_job, reviews_job
 from platform_assets.defs.reviews.partitions import review_deliveries
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.instance import ensure_pool_limits
@@ -85,3 +87,44 @@ def reviews_landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
         dynamic_partitions_requests=[review_deliveries.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps({**digests, IGNORED: ignored}, sort_keys=True),
     )
+
+
+# Re-calibrate once the vector table has this many times the rows it had at the last calibration.
+CALIBRATION_GROWTH = 2.0
+
+
+@dg.sensor(
+    job=curation_calibration_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Runs curation_calibration_job when the near-duplicate threshold is due: never calibrated, the "
+    f"vectors are now of another embedding space (model or backend), or the vector table has grown {CALIBRATION_GROWTH:g}x "
+    "since the last calibration.",
+)
+def curation_calibration_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """Compare the latest embedded/reviews materialization (its vector space and table rows) with what the
+    latest calibration recorded; both are read from the instance, nothing is computed."""
+    embedded = _latest_metadata(context.instance, EMBEDDED)
+    if embedded is None or "embedding_space" not in embedded:
+        return dg.SkipReason("nothing embedded yet: the calibration needs the stored reviews")
+    space, rows = str(embedded["embedding_space"]), int(embedded.get("lancedb/table_rows", 0))
+    calibration = _latest_metadata(context.instance, CALIBRATION)
+    if calibration is None:
+        reason = "never calibrated"
+    elif calibration.get("embedding_space") != space:
+        reason = f"the vectors are now in {space}, the calibration was made in {calibration.get('embedding_space')}"
+    elif rows >= CALIBRATION_GROWTH * max(int(calibration.get("vector_table_rows", 0)), 1):
+        reason = (
+            f"the vector table has {rows} rows, {calibration.get('vector_table_rows')} at the calibration"
+        )
+    else:
+        return dg.SkipReason(f"the calibration is current ({space}, {rows} rows now)")
+    context.log.info(f"calibrating the near-duplicate threshold: {reason}")
+    return dg.RunRequest(run_key=f"{space}:{rows}", tags={"curation/calibration_reason": reason[:200]})
+
+
+def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | None:
+    records = instance.fetch_materializations(key, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}
