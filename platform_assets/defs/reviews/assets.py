@@ -63,7 +63,7 @@ REVIEW_SCHEMA = RAW_REVIEWS.reader_schema()
 # The concurrency pool of the cleaning step and its limit: one delivery's cleaning at a time (set on the
 # instance by the landing sensor and `materialize_deliveries`, lib.instance.ensure_pool_limits).
 CLEANING_POOL = "reviews_cleaning"
-# Curation likewise compares a delivery with what the other deliveries kept: one at a time.
+# Curation likewise compares a delivery with what the earlier deliveries kept: one at a time.
 CURATION_POOL = "reviews_curation"
 POOL_LIMITS = {CLEANING_POOL: 1, CURATION_POOL: 1}
 

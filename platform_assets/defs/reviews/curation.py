@@ -5,7 +5,7 @@ near-duplicate decisions in curated/reviews_duplicate_pairs, with the kept rows'
 In order, the first reason that applies is the row's:
 
 1. near-duplicates (lib/curation/near_duplicates.py): the delivery's vectors against the kept reviews of the
-   other deliveries, through the ANN index of `curated_reviews`, then within the delivery, exactly; the first
+   earlier deliveries, through the ANN index of `curated_reviews`, then within the delivery, exactly; the first
    delivered is kept. The work follows the delivery, not the history.
 2. outliers (lib/curation/outliers.py): the mean cosine distance to the k nearest distinct reviews of the vector
    table (near-duplicates do not count), flagged above Q3 + 1.7 x IQR of the delivery's scores pooled with
@@ -55,7 +55,7 @@ logger = logging.getLogger("platform_assets.curation")
 KEY = "review_id"
 # The rows a curation reads from the vector table: the cleaned review and its lineage, and the vector.
 ROW_COLUMNS = [*(c.name for c in (*CLEANED_COLUMNS, *SOURCE)), EMBEDDING_SPACE_COLUMN]
-# Stored outlier scores of other deliveries pooled with the delivery's for the IQR rule.
+# Stored outlier scores of earlier deliveries pooled with the delivery's for the IQR rule.
 REFERENCE_SCORES = 2_000
 # The curated vector table's scalar indexes: merges look up review_id; searches prefilter on the delivery.
 CURATED_SCALAR_INDEXES = {KEY: "btree", DELIVERY_COLUMN: "bitmap"}
