@@ -11,6 +11,17 @@ PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 80
 
 
+def latest_materialization(
+    instance: dg.DagsterInstance, key: dg.AssetKey
+) -> tuple[dict[str, Any], str] | None:
+    """The latest materialization of `key`: its metadata as plain values, and its run id (None: never)."""
+    records = instance.fetch_materializations(key, limit=1).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    metadata = records[0].asset_materialization.metadata
+    return {name: value.value for name, value in metadata.items()}, records[0].run_id
+
+
 def column_schema(frame: pd.DataFrame) -> dg.TableSchema:
     """The frame's columns and dtypes as a Dagster table schema."""
     return dg.TableSchema(

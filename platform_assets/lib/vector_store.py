@@ -20,6 +20,7 @@ from platform_assets.lib.metadata import column_schema, markdown_preview
 
 if TYPE_CHECKING:
     import lancedb
+    import numpy as np
     import pyarrow as pa
 
 # Below this many rows exact (flat) search is fast enough and an IVF index is not worth its build time.
@@ -60,6 +61,18 @@ def read_columns(table: lancedb.table.Table, columns: list[str], where: str | No
     if where is not None:
         query = query.where(where, prefilter=True)
     return query.limit(max(1, table.count_rows(where))).to_arrow()
+
+
+def vector_matrix(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A column of fixed-size float vectors as a (rows, dim) float32 matrix (rows x EMBEDDING_DIM when empty)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not len(column):
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    flat = array.flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(array), -1).astype(np.float32, copy=False)
 
 
 def iter_columns(

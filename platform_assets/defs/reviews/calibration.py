@@ -90,7 +90,7 @@ def stored_neighbour_similarities(lancedb_uri: str, sample: int = NEIGHBOUR_SAMP
     """The cosine similarity of each of up to `sample` stored reviews to its nearest other review (ANN), and the
     vector table's rows."""
     from platform_assets.lib.curation.near_duplicates import search_neighbours
-    from platform_assets.lib.vector_store import connect_lancedb, open_table
+    from platform_assets.lib.vector_store import connect_lancedb, open_table, vector_matrix
 
     table = open_table(connect_lancedb(lancedb_uri), LANCEDB_TABLE)
     rows_now = table.count_rows() if table is not None else 0
@@ -98,7 +98,7 @@ def stored_neighbour_similarities(lancedb_uri: str, sample: int = NEIGHBOUR_SAMP
         return np.zeros(0), rows_now
     rows = table.search().select(["review_id", VECTOR_COLUMN]).limit(sample).to_arrow()
     ids = rows.column("review_id").to_pylist()
-    vectors = np.stack(rows.column(VECTOR_COLUMN).to_numpy(zero_copy_only=False)).astype(np.float32)
+    vectors = vector_matrix(rows.column(VECTOR_COLUMN))
     best = np.full(len(ids), -1.0)
     for row, other, distance in search_neighbours(table, vectors, key="review_id", limit=2):
         if other != ids[row]:
@@ -113,13 +113,13 @@ def duplicate_threshold(instance: dg.DagsterInstance, policy: CurationPolicy) ->
 
     if policy.duplicate_threshold is not None:
         return policy.duplicate_threshold, FROM_ENVIRONMENT
-    records = instance.fetch_materializations(CALIBRATION, limit=1).records
-    if records and records[0].asset_materialization is not None:
-        metadata = records[0].asset_materialization.metadata
-        model = metadata.get("embedding_model")
-        threshold = metadata.get("threshold")
-        if model is not None and model.value == MODEL_NAME and threshold is not None:
-            return float(threshold.value), f"calibration in run {records[0].run_id}"
+    from platform_assets.lib.metadata import latest_materialization
+
+    latest = latest_materialization(instance, CALIBRATION)
+    if latest is not None:
+        metadata, run_id = latest
+        if metadata.get("embedding_model") == MODEL_NAME and metadata.get("threshold") is not None:
+            return float(metadata["threshold"]), f"calibration in run {run_id}"
     return UNCALIBRATED_THRESHOLD, UNCALIBRATED
 
 

@@ -37,6 +37,7 @@ from platform_assets.defs.reviews.partitions import DELIVERY_COLUMN, review_deli
 from platform_assets.lib.curation.policy import CurationPolicy
 from platform_assets.lib.embedding import EMBEDDING_DIM
 from platform_assets.lib.lake import LakeIOManager
+from platform_assets.lib.metadata import latest_materialization
 from platform_assets.lib.quality import row_accounting_check, suite_check
 from platform_assets.lib.vector_store import (
     VECTOR_COLUMN,
@@ -44,6 +45,7 @@ from platform_assets.lib.vector_store import (
     equals_any,
     iter_columns,
     read_columns,
+    vector_matrix,
 )
 
 # A calibration that finds fewer of the labelled duplicates has a model that cannot tell them apart.
@@ -255,10 +257,7 @@ def _sample_vectors(table: Any, where: str) -> np.ndarray:
     if table is None:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     rows = table.search().where(where, prefilter=True).select([VECTOR_COLUMN]).limit(DRIFT_ROWS).to_arrow()
-    if not rows.num_rows:
-        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    flat = rows.column(VECTOR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(rows.num_rows, -1)
+    return vector_matrix(rows.column(VECTOR_COLUMN))
 
 
 @dg.asset_check(
@@ -371,10 +370,10 @@ def calibration_meets_target(context: dg.AssetCheckExecutionContext) -> dg.Asset
     """Read from the latest calibration's metadata: nothing is recomputed."""
     from platform_assets.lib.embedding import MODEL_NAME
 
-    records = context.instance.fetch_materializations(CALIBRATION, limit=1).records
-    if not records or records[0].asset_materialization is None:
+    latest = latest_materialization(context.instance, CALIBRATION)
+    if latest is None:
         return dg.AssetCheckResult(passed=False, metadata={"note": "never calibrated"})
-    metadata = {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+    metadata, _ = latest
     precision, recall = float(metadata.get("precision", 0)), float(metadata.get("recall", 0))
     target = float(metadata.get("target_precision", 1.0))
     model = metadata.get("embedding_model")

@@ -105,7 +105,13 @@ def curate_delivery_into_lake(
 
     from platform_assets.lib.curation.near_duplicates import find_near_duplicates
     from platform_assets.lib.curation.pii import PiiPolicy, PiiScanner
-    from platform_assets.lib.vector_store import connect_lancedb, equals_any, open_table, read_columns
+    from platform_assets.lib.vector_store import (
+        connect_lancedb,
+        equals_any,
+        open_table,
+        read_columns,
+        vector_matrix,
+    )
 
     started = time.perf_counter()
     db = connect_lancedb(lancedb_uri)
@@ -126,7 +132,7 @@ def curate_delivery_into_lake(
                 f"{LANCEDB_TABLE!r}: materialize embedded/reviews for it first"
             )
     ids = rows.column(KEY).to_pylist()
-    vectors = _matrix(rows.column(VECTOR_COLUMN))
+    vectors = vector_matrix(rows.column(VECTOR_COLUMN))
     kept_table = open_table(db, CURATED_LANCEDB_TABLE)
 
     pairs = (
@@ -301,14 +307,6 @@ def _decision(
     if dropped_pii:
         return "pii", f"the text holds personal data ({dropped_pii}); the policy drops such rows"
     return None, None
-
-
-def _matrix(column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed-size-list column of vectors as a (rows, dim) float32 matrix."""
-    if not len(column):
-        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    return flat.reshape(len(column), -1).astype(np.float32, copy=False)
 
 
 def _cleaned_rows(lake: LakeIOManager, delivery: str) -> int:

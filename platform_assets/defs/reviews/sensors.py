@@ -14,6 +14,7 @@ from platform_assets.defs.reviews.partitions import review_deliveries
 from platform_assets.lib.config import get_settings
 from platform_assets.lib.instance import ensure_pool_limits
 from platform_assets.lib.landing import display_name, list_landing_files, scan_landing
+from platform_assets.lib.metadata import latest_materialization
 
 DOMAIN = "reviews"
 HASH_BLOCK_BYTES = 8 * 1024 * 1024
@@ -104,11 +105,13 @@ CALIBRATION_GROWTH = 2.0
 def curation_calibration_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     """Compare the latest embedded/reviews materialization (its vector space and table rows) with what the
     latest calibration recorded; both are read from the instance, nothing is computed."""
-    embedded = _latest_metadata(context.instance, EMBEDDED)
+    latest_embedded = latest_materialization(context.instance, EMBEDDED)
+    embedded = latest_embedded[0] if latest_embedded else None
     if embedded is None or "embedding_space" not in embedded:
         return dg.SkipReason("nothing embedded yet: the calibration needs the stored reviews")
     space, rows = str(embedded["embedding_space"]), int(embedded.get("lancedb/table_rows", 0))
-    calibration = _latest_metadata(context.instance, CALIBRATION)
+    latest_calibration = latest_materialization(context.instance, CALIBRATION)
+    calibration = latest_calibration[0] if latest_calibration else None
     if calibration is None:
         reason = "never calibrated"
     elif calibration.get("embedding_space") != space:
@@ -121,10 +124,3 @@ def curation_calibration_sensor(context: dg.SensorEvaluationContext) -> dg.RunRe
         return dg.SkipReason(f"the calibration is current ({space}, {rows} rows now)")
     context.log.info(f"calibrating the near-duplicate threshold: {reason}")
     return dg.RunRequest(run_key=f"{space}:{rows}", tags={"curation/calibration_reason": reason[:200]})
-
-
-def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | None:
-    records = instance.fetch_materializations(key, limit=1).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    return {name: value.value for name, value in records[0].asset_materialization.metadata.items()}

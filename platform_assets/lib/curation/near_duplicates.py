@@ -110,6 +110,8 @@ def search_neighbours(
     here from the candidates' stored vectors. Reading `limit` vectors per row this way is about 3x faster than
     LanceDB's refine step, which reads refine_factor x limit of them (benchmarks/curation_bench.py).
     """
+    from platform_assets.lib.vector_store import vector_matrix
+
     for start in range(0, len(vectors), QUERY_BATCH):
         batch = np.asarray(vectors[start : start + QUERY_BATCH], dtype=np.float32)
         query: Any = table.search(list(batch)).metric("cosine").limit(limit).select([key, vector_column])
@@ -124,8 +126,7 @@ def search_neighbours(
             if "query_index" in found.column_names
             else np.zeros(found.num_rows, dtype=np.int64)
         )
-        stored = found.column(vector_column).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        stored = stored.reshape(found.num_rows, -1)
+        stored = vector_matrix(found.column(vector_column))
         distances = 1.0 - np.einsum("ij,ij->i", batch[indexes], stored)
         keys = found.column(key).to_pylist()
         for index, other, distance in zip(indexes.tolist(), keys, distances.tolist(), strict=True):
