@@ -223,3 +223,30 @@ def test_a_ray_job_gets_where_the_data_is_and_never_a_secret(
         assert secret not in shown
     monkeypatch.setenv("PLATFORM_CATALOG_URI", "sqlite:////data/catalog.db")
     assert ray_job_env()["PLATFORM_CATALOG_URI"] == "sqlite:////data/catalog.db"
+
+
+def test_curation_settings_reach_the_policy_resource_and_bad_values_name_their_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_platform_at(monkeypatch, tmp_path / "platform")
+    default = shared_resources()["curation"]
+    assert (default.pii_policy, default.duplicate_threshold, default.drift_blocking) == ("mask", None, False)
+    monkeypatch.setenv("PLATFORM_CURATION_PII_POLICY", "DROP")
+    monkeypatch.setenv("PLATFORM_CURATION_DUPLICATE_THRESHOLD", "0.9")
+    monkeypatch.setenv("PLATFORM_CURATION_DRIFT_BLOCKING", "true")
+    configured = shared_resources()["curation"]
+    assert (configured.pii_policy, configured.duplicate_threshold, configured.drift_blocking) == (
+        "drop",
+        0.9,
+        True,
+    )
+    for name, value in (
+        ("PLATFORM_CURATION_PII_POLICY", "redact"),
+        ("PLATFORM_CURATION_DUPLICATE_THRESHOLD", "1.5"),
+        ("PLATFORM_CURATION_DUPLICATE_THRESHOLD", "high"),
+        ("PLATFORM_CURATION_DRIFT_BLOCKING", "maybe"),
+    ):
+        with monkeypatch.context() as bad:
+            bad.setenv(name, value)
+            with pytest.raises(ValueError, match=name):
+                shared_resources()

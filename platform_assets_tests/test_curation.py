@@ -369,3 +369,35 @@ def test_the_calibration_sensor_asks_for_one_when_the_model_or_the_data_changed(
     report(EMBEDDED, embedding_space="minilm-l6-v2/onnx-int8", **{"lancedb/table_rows": 200})
     other = evaluate()
     assert isinstance(other, dg.RunRequest) and "onnx-int8" in other.tags["curation/calibration_reason"]
+
+
+def test_the_keep_policy_leaves_personal_data_and_the_check_warns(curated: Curated) -> None:
+    result = run(curated.instance, [CRAFTED], curation=CurationPolicy(pii_policy="keep"))[CRAFTED]
+    assert result.success  # a warning does not stop the run
+    kept = {row["review_id"]: row for row in lake("curated/reviews", CRAFTED).to_pylist()}
+    assert EMAIL in kept["P1"]["text"] and kept["P1"]["pii_found"] == "email,phone"
+    masked = checks(result)["pii_masked"]
+    assert not masked.passed and masked.severity == dg.AssetCheckSeverity.WARN
+    assert masked.metadata["review_ids_sample"].value == ["P1"]
+    # The check reports review_ids and counts, never the text it found the data in.
+    assert not any(EMAIL in str(value.value) for value in masked.metadata.values())
+    assert run(curated.instance, [CRAFTED])[CRAFTED].success  # back to masking
+
+
+def test_curating_before_embedding_fails_naming_the_table(tmp_path: Path) -> None:
+    from platform_assets.defs.reviews.curation import CurationError, curate_delivery_into_lake
+    from platform_assets.lib.lake import LakeIOManager
+
+    with pytest.raises(CurationError, match="no LanceDB table 'reviews': materialize embedded/reviews first"):
+        curate_delivery_into_lake(
+            LakeIOManager(
+                catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}", base_uri=str(tmp_path / "lake")
+            ),
+            "delivery.csv",
+            CurationPolicy(),
+            threshold=0.9,
+            threshold_source="test",
+            run_id="run",
+            lancedb_uri=str(tmp_path / "lancedb"),
+            index_min_rows=1_000,
+        )
